@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* mproc: Python's multiprocessing for C.  This umbrella header includes every
+ * public header and nothing else. */
+#ifndef MPROC_H
+#define MPROC_H
+
+#include <mproc/export.h>
+#include <mproc/error.h>
+#include <mproc/object.h>
+#include <mproc/lock.h>
+#include <mproc/rlock.h>
+#include <mproc/with.h>
+
+#endif

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Scoped locking: Python's `with lock:` for C (GCC and Clang; C and C++).
+ *
+ *   MPROC_WITH(lock) {            // acquires, waiting without a bound
+ *       ...                       // runs only if the acquire succeeded
+ *   }                             // released here, and on every exit path:
+ *                                 // return, break, continue, goto out of it
+ *
+ *   int rc;
+ *   MPROC_WITH_RC(lock, rc) {     // the same, and rc receives the acquire's
+ *       if (rc == EOWNERDEAD)     // code: 0 or EOWNERDEAD inside the body,
+ *           repair();             // the failure code (EDEADLK...) after it
+ *   }                             // when the body was skipped
+ *
+ *   {
+ *       MPROC_GUARD(lock);        // held until the end of the enclosing block
+ *       ...
+ *   }
+ *
+ * `lock` is an mproc_lock * or an mproc_rlock *.  The body of MPROC_WITH is
+ * the body of a one-pass `for` loop: a `break` or `continue` inside it leaves
+ * the with-block itself (releasing the lock), not a loop around it, as with
+ * the Linux kernel's scoped_guard().  Use MPROC_GUARD when the body must break
+ * out of an enclosing loop.  The body is skipped when the acquire fails; an
+ * EOWNERDEAD acquire runs it (the lock is held), so check rc with
+ * MPROC_WITH_RC where the protected data may need repair.
+ */
+#ifndef MPROC_WITH_H
+#define MPROC_WITH_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <mproc/lock.h>
+#include <mproc/rlock.h>
+
+MPROC_EXTERN_C_BEGIN
+
+/* Internal: the state of one with-block.  `obj` is non-NULL while held. */
+typedef struct mproc__scope {
+    int (*release)(void *obj);
+    void *obj;
+    int rc;
+    int pending;
+} mproc__scope;
+
+static inline void mproc__scope_exit(mproc__scope *scope) {
+    if (scope->obj != NULL)
+        scope->release(scope->obj);
+}
+
+static inline int mproc__scope_release_lock(void *obj) {
+    return mproc_lock_release((mproc_lock *)obj);
+}
+
+static inline int mproc__scope_release_rlock(void *obj) {
+    return mproc_rlock_release((mproc_rlock *)obj);
+}
+
+static inline mproc__scope mproc__scope_held(int (*release)(void *), void *obj, int rc) {
+    mproc__scope scope;
+    int held = rc == 0 || rc == EOWNERDEAD;
+    scope.release = release;
+    scope.obj = held ? obj : NULL;
+    scope.rc = rc;
+    scope.pending = held;
+    return scope;
+}
+
+static inline mproc__scope mproc__scope_enter_lock(mproc_lock *lock) {
+    return mproc__scope_held(mproc__scope_release_lock, lock,
+                             mproc_lock_acquire(lock, MPROC_FOREVER));
+}
+
+static inline mproc__scope mproc__scope_enter_rlock(mproc_rlock *rlock) {
+    return mproc__scope_held(mproc__scope_release_rlock, rlock,
+                             mproc_rlock_acquire(rlock, MPROC_FOREVER));
+}
+
+MPROC_EXTERN_C_END
+
+#ifdef __cplusplus
+static inline mproc__scope mproc__scope_enter(mproc_lock *lock) {
+    return mproc__scope_enter_lock(lock);
+}
+static inline mproc__scope mproc__scope_enter(mproc_rlock *rlock) {
+    return mproc__scope_enter_rlock(rlock);
+}
+#define MPROC__SCOPE_ENTER(obj) mproc__scope_enter(obj)
+#else
+#define MPROC__SCOPE_ENTER(obj)                                                            \
+    _Generic((obj), mproc_lock *: mproc__scope_enter_lock,                                 \
+             mproc_rlock *: mproc__scope_enter_rlock)(obj)
+#endif
+
+#define MPROC__CAT2(a, b) a##b
+#define MPROC__CAT(a, b) MPROC__CAT2(a, b)
+#define MPROC__SCOPE_VAR MPROC__CAT(mproc__scope_, __COUNTER__)
+
+#define MPROC__WITH(obj, scope)                                                            \
+    for (mproc__scope scope __attribute__((cleanup(mproc__scope_exit))) =                  \
+             MPROC__SCOPE_ENTER(obj);                                                      \
+         scope.pending; scope.pending = 0)
+
+#define MPROC__WITH_RC(obj, rc, scope)                                                     \
+    for (mproc__scope scope __attribute__((cleanup(mproc__scope_exit))) =                  \
+             MPROC__SCOPE_ENTER(obj);                                                      \
+         ((rc) = scope.rc, scope.pending); scope.pending = 0)
+
+#define MPROC_WITH(obj) MPROC__WITH(obj, MPROC__SCOPE_VAR)
+#define MPROC_WITH_RC(obj, rc) MPROC__WITH_RC(obj, rc, MPROC__SCOPE_VAR)
+#define MPROC_GUARD(obj)                                                                   \
+    mproc__scope MPROC__SCOPE_VAR __attribute__((cleanup(mproc__scope_exit), unused)) =    \
+        MPROC__SCOPE_ENTER(obj)
+
+#endif

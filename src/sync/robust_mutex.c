@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include "internal.h"
+#include "sync/robust_mutex.h"
+
+#ifdef MPROC_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+static int init_attr(pthread_mutexattr_t *attr) {
+    int rc = pthread_mutexattr_init(attr);
+    if (rc == 0)
+        rc = pthread_mutexattr_setpshared(attr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0)
+        rc = pthread_mutexattr_setrobust(attr, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0)
+        rc = pthread_mutexattr_settype(attr, PTHREAD_MUTEX_ERRORCHECK);
+    return rc;
+}
+
+int mproc__rmutex_init(pthread_mutex_t *mutex) {
+    pthread_mutexattr_t attr;
+    int rc = init_attr(&attr);
+    if (rc == 0)
+        rc = pthread_mutex_init(mutex, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
+int mproc__rmutex_check(const pthread_mutex_t *mutex) {
+    /* glibc keeps type, robustness and sharing in __data.__kind, which is
+     * written by pthread_mutex_init only; compare it with a fresh mutex made
+     * the same way.  (The segment's lock_abi already pinned the layout.) */
+    pthread_mutex_t reference;
+    if (mproc__rmutex_init(&reference) != 0)
+        return ENOMEM;
+    int kind = __atomic_load_n(&mutex->__data.__kind, __ATOMIC_RELAXED);
+    return kind == reference.__data.__kind ? 0 : MPROC_E_CORRUPT;
+}
+
+/* pthread_mutex_clocklock is not intercepted by ThreadSanitizer (it is by
+ * glibc only since 2.30); tell TSan it is a lock operation on this mutex so
+ * that it sees the happens-before edge from the previous unlock. */
+static int clocklock(pthread_mutex_t *mutex, const struct timespec *at) {
+#ifdef MPROC_TSAN
+    __tsan_mutex_pre_lock(mutex, __tsan_mutex_try_lock);
+#endif
+    int rc = pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, at);
+#ifdef MPROC_TSAN
+    __tsan_mutex_post_lock(mutex,
+                           rc == 0 || rc == EOWNERDEAD
+                               ? __tsan_mutex_try_lock
+                               : __tsan_mutex_try_lock | __tsan_mutex_try_lock_failed,
+                           0);
+#endif
+    return rc;
+}
+
+int mproc__rmutex_acquire_slow(pthread_mutex_t *mutex, int rc, double timeout) {
+    if (rc == EBUSY) {
+        mproc__deadline deadline;
+        rc = mproc__deadline_init(&deadline, timeout);
+        if (rc != 0)
+            return rc;
+        if (deadline.now)
+            return ETIMEDOUT;
+        /* glibc retries EINTR inside with the same absolute deadline. */
+        rc = deadline.forever ? pthread_mutex_lock(mutex) : clocklock(mutex, &deadline.at);
+    }
+    if (rc == EOWNERDEAD) {
+        /* We hold it.  Python-style users cannot repair, and mproc's own
+         * structures are built to need no repair, so the lock is usable at
+         * once; the code tells the caller its data may be inconsistent. */
+        pthread_mutex_consistent(mutex);
+        return EOWNERDEAD;
+    }
+    if (rc == EAGAIN) /* glibc: another robust-list limit; never expected */
+        return ENOTRECOVERABLE;
+    return rc;
+}

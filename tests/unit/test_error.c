@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include <mproc.h>
+
+static const int mproc_codes[] = {
+#define CODE(name, value, msg) value,
+    MPROC_ERROR_MAP(CODE)
+#undef CODE
+};
+
+Test(error, every_mproc_code_has_its_own_message_and_name) {
+    size_t n = sizeof mproc_codes / sizeof mproc_codes[0];
+    cr_assert_eq(n, 7);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_gt(mproc_codes[i], MPROC_E_BASE);
+        cr_assert_eq(strncmp(mproc_errname(mproc_codes[i]), "MPROC_E_", 8), 0);
+        for (size_t j = 0; j < i; j++) {
+            cr_assert_str_neq(mproc_strerror(mproc_codes[i]), mproc_strerror(mproc_codes[j]));
+            cr_assert_str_neq(mproc_errname(mproc_codes[i]), mproc_errname(mproc_codes[j]));
+        }
+    }
+    cr_assert_str_eq(mproc_errname(MPROC_E_KIND), "MPROC_E_KIND");
+    cr_assert_str_eq(mproc_errname(MPROC_E_BADNAME), "MPROC_E_BADNAME");
+}
+
+Test(error, errno_codes_get_names_and_mproc_meanings) {
+    cr_assert_str_eq(mproc_errname(ETIMEDOUT), "ETIMEDOUT");
+    cr_assert_str_eq(mproc_errname(EOWNERDEAD), "EOWNERDEAD");
+    cr_assert_str_eq(mproc_errname(0), "OK");
+    cr_assert_not_null(strstr(mproc_strerror(EOWNERDEAD), "previous owner died"));
+    cr_assert_not_null(strstr(mproc_strerror(ETIMEDOUT), "timed out"));
+    cr_assert_str_eq(mproc_strerror(0), "success");
+    cr_assert_str_eq(mproc_strerror(EIO), "Input/output error");
+}
+
+Test(error, unknown_codes_never_return_null) {
+    cr_assert_str_eq(mproc_strerror(-5), "unknown error code");
+    cr_assert_str_eq(mproc_strerror(999999), "unknown error code");
+    cr_assert_str_eq(mproc_errname(999999), "UNKNOWN");
+    cr_assert_str_eq(mproc_errname(-1), "UNKNOWN");
+}
+
+Test(error, version_macros_agree_with_the_library) {
+    cr_assert_eq(mproc_version(), MPROC_VERSION_HEX);
+    cr_assert_str_eq(mproc_version_string(), MPROC_VERSION_STRING);
+}
