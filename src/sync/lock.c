@@ -74,7 +74,9 @@ int mproc_lock_open(mproc_lock **out, const char *name, int flags,
 int mproc_lock_acquire(mproc_lock *lock, double timeout) {
     if (MPROC__UNLIKELY(lock == NULL || isnan(timeout)))
         return EINVAL;
-    int rc = pthread_mutex_trylock(lock->mutex);
+    /* Without a bound, lock directly: under contention a trylock first
+     * would pull the contended cache line over one extra time. */
+    int rc = timeout < 0 ? pthread_mutex_lock(lock->mutex) : pthread_mutex_trylock(lock->mutex);
     if (MPROC__LIKELY(rc == 0))
         return 0;
     return mproc__rmutex_acquire_slow(lock->mutex, rc, timeout);

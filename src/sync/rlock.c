@@ -102,7 +102,7 @@ int mproc_rlock_acquire(mproc_rlock *rlock, double timeout) {
         body->depth++;
         return 0;
     }
-    int rc = pthread_mutex_trylock(&body->mutex);
+    int rc = timeout < 0 ? pthread_mutex_lock(&body->mutex) : pthread_mutex_trylock(&body->mutex);
     if (MPROC__LIKELY(rc == 0))
         return take_ownership(body, self, 0);
     rc = mproc__rmutex_acquire_slow(&body->mutex, rc, timeout);

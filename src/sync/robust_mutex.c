@@ -58,17 +58,30 @@ static int clocklock(pthread_mutex_t *mutex, const struct timespec *at) {
     return rc;
 }
 
+/*
+ * No spinning before the sleep, deliberately.  A bounded read-only spin
+ * (an "adaptive" mutex) was measured on the 2-vCPU CI machine: two processes
+ * incrementing a counter under the lock ran 3x slower with it (the owner
+ * changed every 2.7 increments instead of every 6, so the line ping-pongs).
+ * A sleeping waiter lets the holder run long batches; glibc's robust mutex
+ * makes the same choice.  See docs/design/robust-locks.md.
+ *
+ * wait_busy: waits for a mutex that trylock found busy, until the deadline.
+ * glibc retries EINTR inside, with the same absolute deadline.
+ */
+static int wait_busy(pthread_mutex_t *mutex, double timeout) {
+    mproc__deadline deadline;
+    int rc = mproc__deadline_init(&deadline, timeout);
+    if (rc != 0)
+        return rc;
+    if (deadline.now)
+        return ETIMEDOUT;
+    return deadline.forever ? pthread_mutex_lock(mutex) : clocklock(mutex, &deadline.at);
+}
+
 int mproc__rmutex_acquire_slow(pthread_mutex_t *mutex, int rc, double timeout) {
-    if (rc == EBUSY) {
-        mproc__deadline deadline;
-        rc = mproc__deadline_init(&deadline, timeout);
-        if (rc != 0)
-            return rc;
-        if (deadline.now)
-            return ETIMEDOUT;
-        /* glibc retries EINTR inside with the same absolute deadline. */
-        rc = deadline.forever ? pthread_mutex_lock(mutex) : clocklock(mutex, &deadline.at);
-    }
+    if (rc == EBUSY)
+        rc = wait_busy(mutex, timeout);
     if (rc == EOWNERDEAD) {
         /* We hold it.  Python-style users cannot repair, and mproc's own
          * structures are built to need no repair, so the lock is usable at

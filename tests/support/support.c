@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,17 @@ void *t_shared(size_t size) {
 static void nap(double seconds) {
     struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
     nanosleep(&ts, NULL);
+}
+
+pid_t t_fork(void) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(99);
+    }
+    return pid;
 }
 
 int t_wait(pid_t pid, double timeout) {
@@ -147,36 +159,38 @@ bool t_wait_sleeping(pid_t tid, double timeout) {
     return false;
 }
 
+/* Child side: runs fn only in the process that got the wanted PID. */
+static pid_t fork_if_pid(pid_t want, int (*fn)(void *), void *arg) {
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(getpid() == want ? fn(arg) : 0);
+    if (pid > 0 && pid != want)
+        waitpid(pid, NULL, 0);
+    return pid;
+}
+
 pid_t t_fork_with_pid(pid_t want, int (*fn)(void *), void *arg) {
-    int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
+    /* Another process may fork between our write and our fork (ctest runs
+     * tests in parallel): retry a few times before the slow way. */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
         char buf[32];
         int len = snprintf(buf, sizeof buf, "%d", (int)want - 1);
         bool ok = write(fd, buf, (size_t)len) == len;
         close(fd);
-        if (ok) {
-            pid_t pid = fork();
-            if (pid == 0)
-                _exit(fn(arg));
-            if (pid == want)
-                return pid;
-            if (pid > 0)
-                t_wait(pid, 10);
-        }
+        if (!ok)
+            break;
+        pid_t pid = fork_if_pid(want, fn, arg);
+        if (pid == want || pid < 0)
+            return pid;
     }
     /* Cycle: fork short-lived children until the PID comes round again. */
     for (long i = 0; i < 4L * 4194304; i++) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            if (getpid() == want)
-                _exit(fn(arg));
-            _exit(0);
-        }
-        if (pid < 0)
-            return -1;
-        if (pid == want)
+        pid_t pid = fork_if_pid(want, fn, arg);
+        if (pid == want || pid < 0)
             return pid;
-        waitpid(pid, NULL, 0);
     }
     return -1;
 }

@@ -21,6 +21,10 @@ double t_now(void);
 /* Zeroed MAP_SHARED|MAP_ANONYMOUS memory, shared with children forked later. */
 void *t_shared(size_t size);
 
+/* fork() for tests: the child gets SIGKILL when the test process dies, so a
+ * failed assertion never leaves a child behind holding CTest's output pipe. */
+pid_t t_fork(void);
+
 /* Waits up to `timeout` seconds for child `pid`; on time-out SIGKILLs and
  * reaps it and returns -1.  Otherwise returns the raw wait status. */
 int t_wait(pid_t pid, double timeout);

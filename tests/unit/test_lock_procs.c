@@ -65,7 +65,7 @@ enum holder_end { HOLD_UNTIL_KILLED, EXIT_HOLDING, EXEC_HOLDING };
 static pid_t spawn_holder(scenario *s, enum holder_end end) {
     t_pipe held;
     t_pipe_open(&held);
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     if (pid == 0) {
         t_lock mine = child_lock(s);
         if (t_lock_acquire(&mine, BOUND) != 0)
@@ -88,7 +88,7 @@ static pid_t spawn_holder(scenario *s, enum holder_end end) {
 }
 
 static pid_t spawn_waiter(scenario *s) {
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     if (pid == 0) {
         t_lock mine = child_lock(s);
         int rc = t_lock_acquire(&mine, BOUND);
@@ -206,7 +206,7 @@ static void exclusion(t_kind kind, bool named) {
     setup(&s, kind, named);
     pid_t kids[PROCS];
     for (int p = 0; p < PROCS; p++) {
-        kids[p] = fork();
+        kids[p] = t_fork();
         if (kids[p] == 0) {
             t_lock mine = child_lock(&s);
             for (int i = 0; i < ITERATIONS; i++) {
@@ -243,7 +243,7 @@ static void child_does_not_own_parents_lock(t_kind kind) {
     scenario s;
     setup(&s, kind, false);
     cr_assert_eq(t_lock_acquire(&s.lock, 0), 0);
-    pid_t child = fork();
+    pid_t child = t_fork();
     if (child == 0) {
         int bad = 0;
         if (t_lock_release(&s.lock) != EPERM)

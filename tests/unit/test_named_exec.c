@@ -24,7 +24,7 @@ static peer run_peer(const char *kind, const char *name, const char *verb, const
     cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
     cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
     const char *path = t_helper_path("mproc-test-peer");
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     if (pid == 0) {
         dup2(out[1], 1);
         dup2(in[0], 0);

@@ -18,7 +18,7 @@ static void check_levels_across_processes(bool named) {
     t_pipe to_child, to_parent;
     t_pipe_open(&to_child);
     t_pipe_open(&to_parent);
-    pid_t child = fork();
+    pid_t child = t_fork();
     if (child == 0) {
         mproc_rlock *mine = rlock;
         if (named && mproc_rlock_open(&mine, name, MPROC_ATTACH, NULL) != 0)

@@ -52,7 +52,7 @@ Test(segment_race, concurrent_create_or_attach_all_reach_one_lock) {
         atomic_store(&race->opened, 0);
         pid_t kids[RACERS];
         for (int i = 0; i < RACERS; i++) {
-            kids[i] = fork();
+            kids[i] = t_fork();
             if (kids[i] == 0) {
                 close(done.wr); /* so that the parent's close reads as EOF */
                 while (!atomic_load(&race->go))
@@ -91,7 +91,7 @@ Test(segment_race, an_attacher_sees_a_name_missing_or_whole_never_half_built) {
     for (int round = 0; round < ROUNDS; round++) {
         const char *name = t_name("half");
         atomic_store(&race->go, 0);
-        pid_t watcher = fork();
+        pid_t watcher = t_fork();
         if (watcher == 0) {
             atomic_store(&race->go, 1);
             for (;;) {
