@@ -60,6 +60,16 @@ static inline uint64_t mproc__self(void) {
     return MPROC__LIKELY(self != 0) ? self : mproc__self_slow();
 }
 
+/* The calling thread's kernel TID, cached per thread and forgotten in a
+ * forked child (same atfork handler as the identity). */
+int32_t mproc__self_tid_slow(void);
+extern __thread int32_t mproc__self_tid_cache __attribute__((tls_model("initial-exec")));
+
+static inline int32_t mproc__self_tid(void) {
+    int32_t tid = mproc__self_tid_cache;
+    return MPROC__LIKELY(tid != 0) ? tid : mproc__self_tid_slow();
+}
+
 /* 64 random bits from the kernel, or from a mix of clocks and ids if
  * getrandom() is unavailable.  Never 0. */
 uint64_t mproc__random64(void);

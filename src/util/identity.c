@@ -15,11 +15,13 @@
 #include "internal.h"
 
 __thread uint64_t mproc__self_id __attribute__((tls_model("initial-exec")));
+__thread int32_t mproc__self_tid_cache __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_identity_in_child(void) {
     mproc__self_id = 0;
+    mproc__self_tid_cache = 0;
 }
 
 static void register_atfork(void) {
@@ -53,4 +55,10 @@ uint64_t mproc__self_slow(void) {
     pthread_once(&atfork_once, register_atfork);
     mproc__self_id = mproc__random64();
     return mproc__self_id;
+}
+
+int32_t mproc__self_tid_slow(void) {
+    pthread_once(&atfork_once, register_atfork);
+    mproc__self_tid_cache = (int32_t)syscall(SYS_gettid);
+    return mproc__self_tid_cache;
 }

@@ -23,22 +23,10 @@ static int say(const char *what) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 4)
-        return 2;
-    int rlock = strcmp(argv[1], "rlock") == 0;
-    const char *name = argv[2], *verb = argv[3];
-    int create = strcmp(verb, "create") == 0;
-    int flags = create ? MPROC_CREATE | MPROC_EXCL : MPROC_ATTACH;
-    mproc_lock *lock = NULL;
-    mproc_rlock *rl = NULL;
-    int rc = rlock ? mproc_rlock_open(&rl, name, flags, NULL)
-                   : mproc_lock_open(&lock, name, flags, NULL);
-    if (rc != 0) {
-        say(mproc_errname(rc));
-        return 1;
-    }
-    if (create)
+static int run(int rlock, mproc_lock *lock, mproc_rlock *rl, int argc, char **argv) {
+    const char *verb = argv[3];
+    int rc;
+    if (strcmp(verb, "create") == 0)
         return say("created");
     if (strcmp(verb, "try") == 0 && argc == 5) {
         double timeout = atof(argv[4]);
@@ -66,4 +54,22 @@ int main(int argc, char **argv) {
         return say("released");
     }
     return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4)
+        return 2;
+    int rlock = strcmp(argv[1], "rlock") == 0;
+    int flags = strcmp(argv[3], "create") == 0 ? MPROC_CREATE | MPROC_EXCL : MPROC_ATTACH;
+    mproc_lock *lock = NULL;
+    mproc_rlock *rl = NULL;
+    int rc = rlock ? mproc_rlock_open(&rl, argv[2], flags, NULL)
+                   : mproc_lock_open(&lock, argv[2], flags, NULL);
+    if (rc != 0) {
+        say(mproc_errname(rc));
+        return 1;
+    }
+    int status = run(rlock, lock, rl, argc, argv);
+    rlock ? mproc_rlock_close(rl) : mproc_lock_close(lock);
+    return status;
 }

@@ -85,6 +85,9 @@ Test(segment, exclusive_create_of_an_existing_name_is_eexist) {
     /* Both handles reach one lock. */
     cr_assert_eq(mproc_lock_acquire(a, 0), 0);
     cr_assert_eq(mproc_lock_acquire(b, 0), EDEADLK);
+    cr_assert_eq(mproc_lock_release(a), 0);
+    cr_assert_eq(mproc_lock_acquire(b, 0), 0);
+    cr_assert_eq(mproc_lock_acquire(a, 0), EDEADLK);
     cr_assert_eq(mproc_lock_release(b), 0);
     mproc_lock_close(a);
     mproc_lock_close(b);
