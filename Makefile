@@ -48,7 +48,9 @@ test-tsan: | deps
 		ctest --output-on-failure -j $(JOBS) -L threads
 
 valgrind: build
-	cd $(BUILD) && ctest --output-on-failure -L threads -T memcheck
+	@set -e; for t in test_lock_threads test_rlock_threads test_with test_segment test_names test_error; do \
+		echo "valgrind $$t"; \
+		valgrind -q --error-exitcode=9 --trace-children=yes $(BUILD)/bin/$$t --jobs 1; done
 
 bench: build
 	$(BUILD)/bin/mproc-bench $(ARGS)
