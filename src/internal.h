@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -73,6 +74,21 @@ static inline int32_t mproc__self_tid(void) {
 /* 64 random bits from the kernel, or from a mix of clocks and ids if
  * getrandom() is unavailable.  Never 0. */
 uint64_t mproc__random64(void);
+
+/* ---- options shared by every kind ---- */
+
+/* Every kind's options struct is {unsigned mode; unsigned reserved[N]}:
+ * NULL or zeroed means defaults; reserved words must be zero. */
+static inline bool mproc__options_ok(unsigned mode, const unsigned *reserved, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (reserved[i] != 0)
+            return false;
+    return (mode & ~07777u) == 0;
+}
+#define MPROC__OPTIONS_OK(opts)                                                            \
+    ((opts) == NULL ||                                                                     \
+     mproc__options_ok((opts)->mode, (opts)->reserved,                                     \
+                       sizeof (opts)->reserved / sizeof (opts)->reserved[0]))
 
 /* ---- error.c ---- */
 

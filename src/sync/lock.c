@@ -31,15 +31,6 @@ static const mproc__kind_spec lock_kind = {
     .check = lock_check,
 };
 
-static bool options_ok(const mproc_lock_options *opts) {
-    if (opts == NULL)
-        return true;
-    for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
-        if (opts->reserved[i] != 0)
-            return false;
-    return (opts->mode & ~07777u) == 0;
-}
-
 static int finish(mproc_lock **out, mproc_lock *lock, int rc) {
     if (rc != 0) {
         free(lock);
@@ -51,7 +42,7 @@ static int finish(mproc_lock **out, mproc_lock *lock, int rc) {
 }
 
 int mproc_lock_create(mproc_lock **out, const mproc_lock_options *opts) {
-    if (out == NULL || !options_ok(opts))
+    if (out == NULL || !MPROC__OPTIONS_OK(opts))
         return EINVAL;
     mproc_lock *lock = calloc(1, sizeof *lock);
     if (lock == NULL)
@@ -61,7 +52,7 @@ int mproc_lock_create(mproc_lock **out, const mproc_lock_options *opts) {
 
 int mproc_lock_open(mproc_lock **out, const char *name, int flags,
                     const mproc_lock_options *opts) {
-    if (out == NULL || !options_ok(opts))
+    if (out == NULL || !MPROC__OPTIONS_OK(opts))
         return EINVAL;
     mproc_lock *lock = calloc(1, sizeof *lock);
     if (lock == NULL)

@@ -44,15 +44,6 @@ static const mproc__kind_spec rlock_kind = {
     .check = rlock_check,
 };
 
-static bool options_ok(const mproc_rlock_options *opts) {
-    if (opts == NULL)
-        return true;
-    for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
-        if (opts->reserved[i] != 0)
-            return false;
-    return (opts->mode & ~07777u) == 0;
-}
-
 static int finish(mproc_rlock **out, mproc_rlock *rlock, int rc) {
     if (rc != 0) {
         free(rlock);
@@ -64,7 +55,7 @@ static int finish(mproc_rlock **out, mproc_rlock *rlock, int rc) {
 }
 
 int mproc_rlock_create(mproc_rlock **out, const mproc_rlock_options *opts) {
-    if (out == NULL || !options_ok(opts))
+    if (out == NULL || !MPROC__OPTIONS_OK(opts))
         return EINVAL;
     mproc_rlock *rlock = calloc(1, sizeof *rlock);
     if (rlock == NULL)
@@ -74,7 +65,7 @@ int mproc_rlock_create(mproc_rlock **out, const mproc_rlock_options *opts) {
 
 int mproc_rlock_open(mproc_rlock **out, const char *name, int flags,
                      const mproc_rlock_options *opts) {
-    if (out == NULL || !options_ok(opts))
+    if (out == NULL || !MPROC__OPTIONS_OK(opts))
         return EINVAL;
     mproc_rlock *rlock = calloc(1, sizeof *rlock);
     if (rlock == NULL)
