@@ -9,6 +9,10 @@
 #include <mproc/object.h>
 #include <mproc/lock.h>
 #include <mproc/rlock.h>
+#include <mproc/semaphore.h>
+#include <mproc/event.h>
+#include <mproc/condition.h>
+#include <mproc/barrier.h>
 #include <mproc/with.h>
 
 #endif

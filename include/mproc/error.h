@@ -10,10 +10,14 @@
  *   ETIMEDOUT     the timeout expired, including a timeout of 0 (tried once).
  *   EOWNERDEAD    success: the lock is now held by the caller, but its previous
  *                 owner died holding it; the data it protects may need repair.
- *   EPERM         release of a lock the caller does not hold (or that is free).
+ *   EPERM         release of a lock the caller does not hold (or that is free);
+ *                 Condition wait/notify without holding the condition's lock.
  *   EDEADLK       the caller already holds this (non-recursive) Lock.
- *   EAGAIN        an RLock's recursion count would overflow.
+ *   EAGAIN        an RLock's recursion count would overflow; a Condition
+ *                 already has its maximum number of waiters.
  *   ENOTRECOVERABLE  a lock left inconsistent by a foreign (non-mproc) user.
+ *   EOVERFLOW     a semaphore release past its bound (BoundedSemaphore's initial
+ *                 value, or MPROC_SEMAPHORE_VALUE_MAX); nothing was changed.
  *   ENOENT        no object has that name (attach only, or unlink).
  *   EEXIST        the name exists and MPROC_EXCL was given.
  *   ENAMETOOLONG  the name is longer than MPROC_NAME_MAX.
@@ -39,7 +43,9 @@
     X(ABI, MPROC_E_BASE + 6,                                                               \
       "mproc object was made by an incompatible C library or architecture")                \
     X(BADNAME, MPROC_E_BASE + 7,                                                           \
-      "invalid object name (empty, '.', '..', or a character outside [A-Za-z0-9._-])")
+      "invalid object name (empty, '.', '..', or a character outside [A-Za-z0-9._-])")     \
+    X(BROKEN, MPROC_E_BASE + 8,                                                            \
+      "the barrier is broken (aborted, reset, timed out, or a party died while waiting)")
 
 enum mproc_error {
 #define MPROC__ERROR_ENUM(name, value, msg) MPROC_E_##name = (value),

@@ -18,7 +18,8 @@
  *       ...
  *   }
  *
- * `lock` is an mproc_lock * or an mproc_rlock *.  The body of MPROC_WITH is
+ * `lock` is an mproc_lock *, an mproc_rlock *, an mproc_condition * (its
+ * lock) or an mproc_semaphore * (one permit).  The body of MPROC_WITH is
  * the body of a one-pass `for` loop: a `break` or `continue` inside it leaves
  * the with-block itself (releasing the lock), not a loop around it, as with
  * the Linux kernel's scoped_guard().  Use MPROC_GUARD when the body must break
@@ -33,6 +34,8 @@
 #include <stddef.h>
 #include <mproc/lock.h>
 #include <mproc/rlock.h>
+#include <mproc/condition.h>
+#include <mproc/semaphore.h>
 
 MPROC_EXTERN_C_BEGIN
 
@@ -57,6 +60,14 @@ static inline int mproc__scope_release_rlock(void *obj) {
     return mproc_rlock_release((mproc_rlock *)obj);
 }
 
+static inline int mproc__scope_release_condition(void *obj) {
+    return mproc_condition_release((mproc_condition *)obj);
+}
+
+static inline int mproc__scope_release_semaphore(void *obj) {
+    return mproc_semaphore_release((mproc_semaphore *)obj, 1);
+}
+
 static inline mproc__scope mproc__scope_held(int (*release)(void *), void *obj, int rc) {
     mproc__scope scope;
     int held = rc == 0 || rc == EOWNERDEAD;
@@ -77,6 +88,16 @@ static inline mproc__scope mproc__scope_enter_rlock(mproc_rlock *rlock) {
                              mproc_rlock_acquire(rlock, MPROC_FOREVER));
 }
 
+static inline mproc__scope mproc__scope_enter_condition(mproc_condition *cond) {
+    return mproc__scope_held(mproc__scope_release_condition, cond,
+                             mproc_condition_acquire(cond, MPROC_FOREVER));
+}
+
+static inline mproc__scope mproc__scope_enter_semaphore(mproc_semaphore *sem) {
+    return mproc__scope_held(mproc__scope_release_semaphore, sem,
+                             mproc_semaphore_acquire(sem, MPROC_FOREVER));
+}
+
 MPROC_EXTERN_C_END
 
 #ifdef __cplusplus
@@ -86,11 +107,19 @@ static inline mproc__scope mproc__scope_enter(mproc_lock *lock) {
 static inline mproc__scope mproc__scope_enter(mproc_rlock *rlock) {
     return mproc__scope_enter_rlock(rlock);
 }
+static inline mproc__scope mproc__scope_enter(mproc_condition *cond) {
+    return mproc__scope_enter_condition(cond);
+}
+static inline mproc__scope mproc__scope_enter(mproc_semaphore *sem) {
+    return mproc__scope_enter_semaphore(sem);
+}
 #define MPROC__SCOPE_ENTER(obj) mproc__scope_enter(obj)
 #else
 #define MPROC__SCOPE_ENTER(obj)                                                            \
     _Generic((obj), mproc_lock *: mproc__scope_enter_lock,                                 \
-             mproc_rlock *: mproc__scope_enter_rlock)(obj)
+             mproc_rlock *: mproc__scope_enter_rlock,                                      \
+             mproc_condition *: mproc__scope_enter_condition,                              \
+             mproc_semaphore *: mproc__scope_enter_semaphore)(obj)
 #endif
 
 #define MPROC__CAT2(a, b) a##b

@@ -36,6 +36,11 @@ enum mproc__seg_state {
 enum mproc__kind {
     MPROC__KIND_LOCK = 1,
     MPROC__KIND_RLOCK = 2,
+    MPROC__KIND_SEMAPHORE = 3,
+    MPROC__KIND_BOUNDED_SEMAPHORE = 4,
+    MPROC__KIND_EVENT = 5,
+    MPROC__KIND_CONDITION = 6,
+    MPROC__KIND_BARRIER = 7,
 };
 
 /*
@@ -117,5 +122,135 @@ struct mproc__rlock_body {
 };
 _Static_assert(offsetof(struct mproc__rlock_body, owner) == 40, "rlock body frozen");
 _Static_assert(sizeof(struct mproc__rlock_body) == 64, "rlock body frozen");
+
+/*
+ * Semaphore body (both kinds).  `word` is glibc's new_sem layout:
+ *   low 32 bits   the count, 0..max; the futex word (little-endian: the
+ *                 first 4 bytes), which sleepers wait on while it is 0;
+ *   high 32 bits  how many waiters announced they may sleep.  A waiter adds
+ *                 1 before its final check of the count and removes itself
+ *                 in the same CAS that takes a permit (or when it gives up).
+ *                 A dead waiter leaves it too high: spare wakes, never a
+ *                 missed one.
+ * Both halves change in one 64-bit atomic, so a release sees the count it
+ * raised and the waiters to wake together (no Dekker fence needed).
+ * max — the bound, written once: the initial value (bounded) or
+ *   MPROC_SEMAPHORE_VALUE_MAX.
+ */
+struct mproc__semaphore_body {
+    alignas(8) _Atomic uint64_t word;
+    uint32_t max;
+    uint8_t reserved[64 - 12];
+};
+_Static_assert(sizeof(struct mproc__semaphore_body) == 64, "semaphore body frozen");
+
+/*
+ * Event body.  word = gen << 2 | WAITERS << 1 | SET:
+ *   SET      the flag;
+ *   WAITERS  someone may sleep in FUTEX_WAIT on `word`: set() must wake;
+ *   gen      30 bits, +1 on every set() that raised the flag.  A waiter that
+ *            saw generation g returns when SET is seen or gen != g, so
+ *            set(); clear(); still releases everyone who waited before.
+ */
+struct mproc__event_body {
+    _Atomic uint32_t word;
+    uint8_t reserved[60];
+};
+_Static_assert(sizeof(struct mproc__event_body) == 64, "event body frozen");
+
+/* Condition: what its lock is. */
+enum mproc__condition_lock {
+    MPROC__COND_OWN_RLOCK = 0, /* own_lock below */
+    MPROC__COND_LOCK = 1,      /* an mproc_lock, whose segment uuid is lock_uuid */
+    MPROC__COND_RLOCK = 2,     /* an mproc_rlock, likewise */
+};
+
+/*
+ * Condition body, followed by `max_waiters` waiter records (the extra part).
+ * Everything but the records' `state` words is read and written only by a
+ * thread holding the condition's lock.
+ * hiwater — records [hiwater, max) are all FREE; raised after a record is
+ *   filled, lowered after one is freed, so a holder dying in between leaves
+ *   it too high (longer scans), never too low.
+ * ticket — the next waiter's ticket: notify wakes the smallest tickets first.
+ */
+struct mproc__condition_body {
+    uint32_t lock_kind;   /* enum mproc__condition_lock, written once */
+    uint32_t max_waiters; /* == records in the extra part, written once */
+    uint64_t lock_uuid;   /* the given lock's segment uuid, 0 for own_lock */
+    uint32_t hiwater;
+    uint32_t reserved0;
+    uint64_t ticket;
+    uint8_t reserved1[32];
+    struct mproc__rlock_body own_lock;
+};
+_Static_assert(offsetof(struct mproc__condition_body, own_lock) == 64, "condition body frozen");
+_Static_assert(sizeof(struct mproc__condition_body) == 128, "condition body frozen");
+
+/*
+ * A condition waiter record.  state (the waiter's futex word):
+ *   FREE      unused;                         token unlocked
+ *   WAITING   filled, waiter may be spinning;  token held by the waiter
+ *   SLEEPING  waiter is (about to be) in FUTEX_WAIT: notify must wake it
+ *   NOTIFIED  chosen by a notify; the waiter frees the record itself
+ * FREE <-> WAITING and back to FREE happen under the lock; WAITING ->
+ * SLEEPING is the waiter's CAS without it; WAITING/SLEEPING -> NOTIFIED is
+ * an exchange by a lock holder.  A record whose token a trylock can take
+ * (EOWNERDEAD, or free while the record is not FREE) belongs to a dead
+ * waiter: the lock holder frees it.
+ */
+enum mproc__waiter_state {
+    MPROC__WAITER_FREE = 0,
+    MPROC__WAITER_WAITING = 1,
+    MPROC__WAITER_SLEEPING = 2,
+    MPROC__WAITER_NOTIFIED = 3,
+};
+struct mproc__condition_waiter {
+    pthread_mutex_t token;
+    _Atomic uint32_t state;
+    uint32_t reserved0;
+    uint64_t ticket;
+    uint8_t reserved1[64 - 56];
+};
+_Static_assert(offsetof(struct mproc__condition_waiter, state) == 40, "waiter frozen");
+_Static_assert(sizeof(struct mproc__condition_waiter) == 64, "waiter frozen");
+
+/* Barrier states, Python's: filling 0, draining 1, resetting -1, broken -2. */
+enum mproc__barrier_state {
+    MPROC__BARRIER_FILLING = 0,
+    MPROC__BARRIER_DRAINING = 1,
+    MPROC__BARRIER_RESETTING = 2,
+    MPROC__BARRIER_BROKEN = 3,
+};
+
+/*
+ * Barrier body, followed by `parties` party slots (the extra part).
+ * mutex — internal robust lock over everything below but `seq`'s futex use.
+ *   EOWNERDEAD on it breaks the barrier and recounts the slots.
+ * count — occupied slots: arrivals while FILLING, parties still to leave
+ *   while DRAINING or RESETTING.  While FILLING the occupied slots are
+ *   exactly [0, count), so a new arrival's index is `count`.
+ * seq — futex word, +1 (release) on every state change; waiters sleep on it
+ *   in slices of MPROC_BARRIER_LIVENESS_MS and check their peers' tokens.
+ */
+struct mproc__barrier_body {
+    pthread_mutex_t mutex;
+    uint32_t parties; /* written once; == slots in the extra part */
+    uint32_t state;   /* enum mproc__barrier_state */
+    uint32_t count;
+    _Atomic uint32_t seq;
+    uint8_t reserved[64 - 56];
+};
+_Static_assert(offsetof(struct mproc__barrier_body, parties) == 40, "barrier body frozen");
+_Static_assert(sizeof(struct mproc__barrier_body) == 64, "barrier body frozen");
+
+/* A party slot: `token` is held by the party from arrival until it leaves;
+ * `occupied` (under the barrier mutex) says it should be. */
+struct mproc__barrier_slot {
+    pthread_mutex_t token;
+    uint32_t occupied;
+    uint8_t reserved[64 - 44];
+};
+_Static_assert(sizeof(struct mproc__barrier_slot) == 64, "barrier slot frozen");
 
 #endif

@@ -5,12 +5,8 @@
 
 #include "internal.h"
 #include "shm/segment.h"
+#include "sync/handles.h"
 #include "sync/robust_mutex.h"
-
-struct mproc_lock {
-    pthread_mutex_t *mutex; /* first: the fast paths load nothing else */
-    mproc__segment seg;
-};
 
 static int lock_init(void *body, size_t extra, const void *arg) {
     (void)extra;
@@ -73,9 +69,6 @@ int mproc_lock_acquire(mproc_lock *lock, double timeout) {
     return mproc__rmutex_acquire_slow(lock->mutex, rc, timeout);
 }
 
-/* Bits of the robust futex word that hold the owner's TID (linux/futex.h). */
-#define ROBUST_TID_MASK 0x3fffffff
-
 int mproc_lock_release(mproc_lock *lock) {
     if (MPROC__UNLIKELY(lock == NULL))
         return EINVAL;
@@ -83,10 +76,8 @@ int mproc_lock_release(mproc_lock *lock) {
     /* glibc answers a release by a non-owner with EPERM (robust mutexes
      * always check the owner), and so does this check; it exists only so
      * that ThreadSanitizer's interceptor is never handed the misuse, which it
-     * would report.  It costs ~1 ns, so release builds leave it to glibc.
-     * relaxed: only the owner can find its own TID in the word. */
-    uint32_t word = __atomic_load_n((uint32_t *)&lock->mutex->__data.__lock, __ATOMIC_RELAXED);
-    if ((word & ROBUST_TID_MASK) != (uint32_t)mproc__self_tid())
+     * would report.  It costs ~1 ns, so release builds leave it to glibc. */
+    if (!mproc__lock_held(lock))
         return EPERM;
 #endif
     return pthread_mutex_unlock(lock->mutex);

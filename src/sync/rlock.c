@@ -15,20 +15,19 @@
 
 #include "internal.h"
 #include "shm/segment.h"
+#include "sync/handles.h"
 #include "sync/robust_mutex.h"
 
-struct mproc_rlock {
-    struct mproc__rlock_body *body; /* first: the fast paths load nothing else */
-    mproc__segment seg;
-};
+int mproc__rlock_body_init(struct mproc__rlock_body *body) {
+    atomic_init(&body->owner, 0);
+    body->depth = 0;
+    return mproc__rmutex_init(&body->mutex);
+}
 
 static int rlock_init(void *body, size_t extra, const void *arg) {
     (void)extra;
     (void)arg;
-    struct mproc__rlock_body *rbody = body;
-    atomic_init(&rbody->owner, 0);
-    rbody->depth = 0;
-    return mproc__rmutex_init(&rbody->mutex);
+    return mproc__rlock_body_init(body);
 }
 
 static int rlock_check(const void *body, size_t extra) {

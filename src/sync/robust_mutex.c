@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <linux/futex.h>
 #include <string.h>
 
 #include "internal.h"
@@ -92,4 +93,21 @@ int mproc__rmutex_acquire_slow(pthread_mutex_t *mutex, int rc, double timeout) {
     if (rc == EAGAIN) /* glibc: another robust-list limit; never expected */
         return ENOTRECOVERABLE;
     return rc;
+}
+
+bool mproc__rmutex_holder_alive(pthread_mutex_t *mutex) {
+    /* The kernel replaces a dead holder's TID with FUTEX_OWNER_DIED when it
+     * walks the dead thread's robust list.  relaxed: a stale "alive" is
+     * answered again at the next probe; "dead" is confirmed by the trylock. */
+    uint32_t word = __atomic_load_n((uint32_t *)&mutex->__data.__lock, __ATOMIC_RELAXED);
+    if ((word & FUTEX_TID_MASK) != 0 && !(word & FUTEX_OWNER_DIED))
+        return true;
+    int rc = pthread_mutex_trylock(mutex);
+    if (rc == EBUSY || rc == EDEADLK)
+        return true;
+    if (rc == EOWNERDEAD)
+        pthread_mutex_consistent(mutex);
+    if (rc == 0 || rc == EOWNERDEAD)
+        pthread_mutex_unlock(mutex);
+    return false;
 }

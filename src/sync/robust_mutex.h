@@ -13,6 +13,7 @@
 #define MPROC_SYNC_ROBUST_MUTEX_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 /* Initialises a mutex in memory nobody else sees yet.  Returns 0 or an OS code. */
 int mproc__rmutex_init(pthread_mutex_t *mutex);
@@ -28,5 +29,15 @@ int mproc__rmutex_check(const pthread_mutex_t *mutex);
  * ENOTRECOVERABLE.
  */
 int mproc__rmutex_acquire_slow(pthread_mutex_t *mutex, int trylock_rc, double timeout);
+
+/*
+ * For robust mutexes used as liveness tokens (a thread holds its token for as
+ * long as it takes part in a Condition wait or a Barrier round): true when a
+ * thread that is not known to be dead holds `mutex`.  Otherwise the mutex is
+ * left free (made consistent first if its holder died) and false returned.
+ * A plain load answers for a live holder; only a dead or absent one costs a
+ * trylock.
+ */
+bool mproc__rmutex_holder_alive(pthread_mutex_t *mutex);
 
 #endif

@@ -34,7 +34,10 @@ const char *mproc_strerror(int code) {
         return "acquired, but the previous owner died holding the lock; "
                "the data it protects may need repair";
     case EPERM:
-        return "operation not permitted (releasing a lock the caller does not hold?)";
+        return "operation not permitted (releasing, or waiting on a condition over, "
+               "a lock the caller does not hold?)";
+    case EOVERFLOW:
+        return "released past the semaphore's bound (nothing was released)";
     case EDEADLK:
         return "the calling thread already holds this lock";
     case ENOTRECOVERABLE:

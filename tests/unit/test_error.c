@@ -12,7 +12,7 @@ static const int mproc_codes[] = {
 
 Test(error, every_mproc_code_has_its_own_message_and_name) {
     size_t n = sizeof mproc_codes / sizeof mproc_codes[0];
-    cr_assert_eq(n, 7);
+    cr_assert_eq(n, 8);
     for (size_t i = 0; i < n; i++) {
         cr_assert_gt(mproc_codes[i], MPROC_E_BASE);
         cr_assert_eq(strncmp(mproc_errname(mproc_codes[i]), "MPROC_E_", 8), 0);
@@ -23,6 +23,8 @@ Test(error, every_mproc_code_has_its_own_message_and_name) {
     }
     cr_assert_str_eq(mproc_errname(MPROC_E_KIND), "MPROC_E_KIND");
     cr_assert_str_eq(mproc_errname(MPROC_E_BADNAME), "MPROC_E_BADNAME");
+    cr_assert_str_eq(mproc_errname(MPROC_E_BROKEN), "MPROC_E_BROKEN");
+    cr_assert_eq(MPROC_E_BROKEN, MPROC_E_BASE + 8); /* stored nowhere, but public: frozen */
 }
 
 Test(error, errno_codes_get_names_and_mproc_meanings) {
@@ -32,6 +34,8 @@ Test(error, errno_codes_get_names_and_mproc_meanings) {
     cr_assert_not_null(strstr(mproc_strerror(EOWNERDEAD), "previous owner died"));
     cr_assert_not_null(strstr(mproc_strerror(ETIMEDOUT), "timed out"));
     cr_assert_str_eq(mproc_strerror(0), "success");
+    cr_assert_not_null(strstr(mproc_strerror(EOVERFLOW), "bound"));
+    cr_assert_not_null(strstr(mproc_strerror(EPERM), "not hold"));
     cr_assert_str_eq(mproc_strerror(EIO), "Input/output error");
 }
 
