@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
+
+#include <mproc.h>
+
+Test(placeholder, condition_threads) {
+    cr_assert_eq(0, 0);
+}
