@@ -17,12 +17,16 @@
  * then gets MPROC_E_BROKEN, until reset().  reset() returns the barrier to
  * empty; parties waiting at that moment get MPROC_E_BROKEN.
  *
- * Death: every party that has arrived holds a robust token until it leaves.
+ * Death: a party holds a robust token for its whole wait() call (up to
+ * `parties` concurrent callers; more than that are not covered until they
+ * arrive).
  * Waiters check their peers' tokens every MPROC_BARRIER_LIVENESS_MS, so a
- * party killed while waiting (or inside the action, or at any instruction of
- * wait()) breaks the barrier for the others within that interval, instead of
- * leaving them waiting for a round that cannot complete.  A party that dies
- * *before* arriving cannot be told from a slow one: only timeouts cover it.
+ * party killed inside wait() (waiting, running the action, or at any
+ * instruction) breaks the barrier for the others within that interval,
+ * instead of leaving them waiting for a round that cannot complete.  A round
+ * that already completed stands: a party killed while leaving it, or while
+ * waiting for it to drain, makes the *next* round open broken.  A party that
+ * dies outside wait() cannot be told from a slow one: only timeouts cover it.
  */
 #ifndef MPROC_BARRIER_H
 #define MPROC_BARRIER_H

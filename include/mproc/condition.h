@@ -27,7 +27,15 @@
  *
  * Death of the lock's holder: the next thread to take the lock — an
  * acquirer, or a waiter coming back from wait() — gets EOWNERDEAD with the
- * lock held, exactly as with mproc_lock.
+ * lock held, exactly as with mproc_lock.  A waiter does not wait for a notify
+ * that the dead holder can no longer send: sleeping waiters look every
+ * MPROC_CONDITION_LIVENESS_MS, and one of them returns EOWNERDEAD holding the
+ * lock.
+ *
+ * Death of a notified waiter: a notification belongs to a waiter once wait()
+ * returns.  A waiter killed after a notify chose it but before it took the
+ * lock back passes its notification on: a living waiter finds it within
+ * MPROC_CONDITION_LIVENESS_MS and returns 0 in its place.
  */
 #ifndef MPROC_CONDITION_H
 #define MPROC_CONDITION_H
@@ -42,6 +50,7 @@ MPROC_EXTERN_C_BEGIN
 
 #define MPROC_CONDITION_DEFAULT_WAITERS 128
 #define MPROC_CONDITION_MAX_WAITERS 65536
+#define MPROC_CONDITION_LIVENESS_MS 50
 
 typedef struct mproc_condition mproc_condition;
 

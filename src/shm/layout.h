@@ -224,22 +224,29 @@ enum mproc__barrier_state {
 };
 
 /*
- * Barrier body, followed by `parties` party slots (the extra part).
+ * Barrier body, followed by 2 * `parties` party slots (the extra part):
+ * arrival slots [0, parties), then entry tokens [parties, 2 * parties).
  * mutex — internal robust lock over everything below but `seq`'s futex use.
  *   EOWNERDEAD on it breaks the barrier and recounts the slots.
- * count — occupied slots: arrivals while FILLING, parties still to leave
- *   while DRAINING or RESETTING.  While FILLING the occupied slots are
- *   exactly [0, count), so a new arrival's index is `count`.
+ * count — occupied arrival slots: arrivals while FILLING, parties still to
+ *   leave while DRAINING or RESETTING.  While FILLING the occupied arrival
+ *   slots are exactly [0, count), so a new arrival's index is `count`.
+ * Entry tokens: a party holds one for its whole wait() call, taken by
+ *   trylock without the mutex (their `occupied` is unused).  A dead holder
+ *   shows FUTEX_OWNER_DIED: while FILLING the round breaks; while the
+ *   previous round DRAINS or RESETS that round stands and the next one is
+ *   `doomed`: it opens BROKEN instead of FILLING.
  * seq — futex word, +1 (release) on every state change; waiters sleep on it
  *   in slices of MPROC_BARRIER_LIVENESS_MS and check their peers' tokens.
  */
 struct mproc__barrier_body {
     pthread_mutex_t mutex;
-    uint32_t parties; /* written once; == slots in the extra part */
+    uint32_t parties; /* written once; 2 * parties == slots in the extra part */
     uint32_t state;   /* enum mproc__barrier_state */
     uint32_t count;
     _Atomic uint32_t seq;
-    uint8_t reserved[64 - 56];
+    uint32_t doomed;  /* a pending party died: the next round cannot complete */
+    uint8_t reserved[64 - 60];
 };
 _Static_assert(offsetof(struct mproc__barrier_body, parties) == 40, "barrier body frozen");
 _Static_assert(sizeof(struct mproc__barrier_body) == 64, "barrier body frozen");

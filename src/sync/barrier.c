@@ -6,7 +6,9 @@
  *
  *   wait:  lock; while draining/resetting: sleep; broken -> MPROC_E_BROKEN.
  *          index = count++; take slot[index]'s token.
- *          Last arriver: run the action, state = draining, wake all.
+ *          Last arriver: probe the peers' tokens (a party may have died
+ *          with nobody asleep to notice), run the action, state = draining,
+ *          wake all.
  *          Others: sleep while filling; the deadline breaks the barrier.
  *          Leave: count--, free the slot; the last to leave a draining or
  *          resetting barrier makes it filling again.
@@ -19,6 +21,7 @@
  * breaks the barrier and recounts the live slots.
  */
 #include <limits.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -45,6 +48,7 @@ static int barrier_init(void *body, size_t extra, const void *arg) {
     bbody->parties = *(const uint32_t *)arg;
     bbody->state = MPROC__BARRIER_FILLING;
     bbody->count = 0;
+    bbody->doomed = 0;
     atomic_init(&bbody->seq, 0);
     int rc = mproc__rmutex_init(&bbody->mutex);
     for (size_t i = 0; rc == 0 && i < extra / sizeof *slots; i++) {
@@ -57,12 +61,12 @@ static int barrier_init(void *body, size_t extra, const void *arg) {
 static int barrier_check(const void *body, size_t extra) {
     const struct mproc__barrier_body *bbody = body;
     const struct mproc__barrier_slot *slots = (const void *)(bbody + 1);
-    if (extra % sizeof *slots != 0 || extra / sizeof *slots != bbody->parties ||
+    if (extra % sizeof *slots != 0 || extra / sizeof *slots != 2 * (size_t)bbody->parties ||
         bbody->parties == 0 || bbody->parties > MPROC_BARRIER_MAX_PARTIES ||
         bbody->state > MPROC__BARRIER_BROKEN || bbody->count > bbody->parties)
         return MPROC_E_CORRUPT;
     int rc = mproc__rmutex_check(&bbody->mutex);
-    for (uint32_t i = 0; rc == 0 && i < bbody->parties; i++)
+    for (uint32_t i = 0; rc == 0 && i < 2 * bbody->parties; i++)
         rc = mproc__rmutex_check(&slots[i].token);
     return rc;
 }
@@ -84,7 +88,7 @@ static int make(mproc_barrier **out, const char *name, int flags, unsigned parti
     if (barrier == NULL)
         return ENOMEM;
     uint32_t init = parties;
-    size_t extra = (size_t)parties * sizeof(struct mproc__barrier_slot);
+    size_t extra = 2 * (size_t)parties * sizeof(struct mproc__barrier_slot);
     unsigned mode = opts != NULL ? opts->mode : 0;
     int rc = name == NULL ? mproc__segment_create(&barrier->seg, &barrier_kind, extra, &init)
                           : mproc__segment_open(&barrier->seg, &barrier_kind, name, flags, mode,
@@ -96,7 +100,7 @@ static int make(mproc_barrier **out, const char *name, int flags, unsigned parti
     barrier->body = mproc__segment_body(&barrier->seg);
     barrier->slots = (void *)(barrier->body + 1);
     barrier->parties = (uint32_t)((barrier->seg.size - MPROC__HEADER_SIZE - sizeof *barrier->body) /
-                                  sizeof(struct mproc__barrier_slot));
+                                  (2 * sizeof(struct mproc__barrier_slot)));
     if (parties != 0 && parties != barrier->parties) {
         mproc__segment_close(&barrier->seg);
         free(barrier);
@@ -137,12 +141,73 @@ static void set_state(struct mproc__barrier_body *body, uint32_t state) {
  * next. */
 static void after_leave(struct mproc__barrier_body *body) {
     if (body->count == 0 &&
-        (body->state == MPROC__BARRIER_DRAINING || body->state == MPROC__BARRIER_RESETTING))
-        set_state(body, MPROC__BARRIER_FILLING);
+        (body->state == MPROC__BARRIER_DRAINING || body->state == MPROC__BARRIER_RESETTING)) {
+        set_state(body, body->doomed ? MPROC__BARRIER_BROKEN : MPROC__BARRIER_FILLING);
+        body->doomed = 0;
+    }
 }
 
-/* Frees the slots of dead parties.  A death while filling breaks the round:
- * it cannot complete. */
+/*
+ * Entry tokens (the second half of the slots): a party takes one, without
+ * the internal mutex, as the first thing wait() does, and drops it as the
+ * last.  A dead party's entry token shows FUTEX_OWNER_DIED, so a death
+ * anywhere inside wait() — blocked on the internal mutex, waiting for a
+ * round to drain, arrived — is seen by reap().  More concurrent callers than
+ * parties: the extra ones wait without one, and their death before arriving
+ * looks like a slow party's.
+ */
+static uint32_t take_entry(mproc_barrier *b, bool *found_dead) {
+    for (uint32_t i = b->parties; i < 2 * b->parties; i++) {
+        pthread_mutex_t *token = &b->slots[i].token;
+        int rc = pthread_mutex_trylock(token);
+        if (rc == EOWNERDEAD) {
+            /* A dead entrant nobody has reaped yet: its token is ours now,
+             * and its death is reported under the mutex (party_died). */
+            pthread_mutex_consistent(token);
+            *found_dead = true;
+            return i;
+        }
+        if (rc == 0)
+            return i;
+    }
+    return NO_SLOT;
+}
+
+static void leave_entry(mproc_barrier *b, uint32_t index) {
+    if (index != NO_SLOT)
+        pthread_mutex_unlock(&b->slots[index].token);
+}
+
+/* True if the entry token's holder died; the token is then freed. */
+static bool entrant_died(pthread_mutex_t *token) {
+    uint32_t word = __atomic_load_n((uint32_t *)&token->__data.__lock, __ATOMIC_RELAXED);
+    if (!(word & FUTEX_OWNER_DIED))
+        return false;
+    int rc = pthread_mutex_trylock(token);
+    if (rc != EOWNERDEAD)
+        return rc == 0 ? (pthread_mutex_unlock(token), false) : false;
+    pthread_mutex_consistent(token);
+    pthread_mutex_unlock(token);
+    return true;
+}
+
+/* Some party died inside wait(); its slots are already freed. */
+static void party_died(mproc_barrier *b) {
+    struct mproc__barrier_body *body = b->body;
+    if (body->state == MPROC__BARRIER_FILLING)
+        set_state(body, MPROC__BARRIER_BROKEN);
+    else if (body->state != MPROC__BARRIER_BROKEN)
+        body->doomed = 1;
+    after_leave(body);
+}
+
+/*
+ * Frees the slots of dead parties.  Any death inside wait() breaks the
+ * barrier at the first moment that falsifies no completed round: at once
+ * while filling (the round cannot complete); while the previous round
+ * drains or resets (the dead party was leaving it, or pending for the next),
+ * that round stands, and the next one opens broken (`doomed`).
+ */
 static void reap(mproc_barrier *b) {
     struct mproc__barrier_body *body = b->body;
     bool dead = false;
@@ -154,11 +219,10 @@ static void reap(mproc_barrier *b) {
             body->count--;
         dead = true;
     }
-    if (!dead)
-        return;
-    if (body->state == MPROC__BARRIER_FILLING)
-        set_state(body, MPROC__BARRIER_BROKEN);
-    after_leave(body);
+    for (uint32_t i = b->parties; i < 2 * b->parties; i++)
+        dead |= entrant_died(&b->slots[i].token);
+    if (dead)
+        party_died(b);
 }
 
 /* After EOWNERDEAD on the internal mutex: its holder died mid-update, so
@@ -171,7 +235,10 @@ static void recover(mproc_barrier *b) {
             b->slots[i].occupied = 0;
         count += b->slots[i].occupied != 0;
     }
+    for (uint32_t i = b->parties; i < 2 * b->parties; i++)
+        entrant_died(&b->slots[i].token);
     body->count = count;
+    body->doomed = 0;
     set_state(body, MPROC__BARRIER_BROKEN);
 }
 
@@ -195,15 +262,7 @@ static void unlock_body(mproc_barrier *b) {
 static int sleep_slice(mproc_barrier *b, const mproc__deadline *deadline) {
     uint32_t seen = atomic_load_explicit(&b->body->seq, memory_order_relaxed);
     struct timespec at;
-    clock_gettime(CLOCK_MONOTONIC, &at);
-    at.tv_nsec += MPROC_BARRIER_LIVENESS_MS * 1000000L;
-    if (at.tv_nsec >= 1000000000L) {
-        at.tv_nsec -= 1000000000L;
-        at.tv_sec++;
-    }
-    if (!deadline->forever && (deadline->at.tv_sec < at.tv_sec ||
-                               (deadline->at.tv_sec == at.tv_sec && deadline->at.tv_nsec < at.tv_nsec)))
-        at = deadline->at;
+    mproc__slice_end(deadline, MPROC_BARRIER_LIVENESS_MS, &at);
     unlock_body(b);
     int slept = mproc__futex_wait(&b->body->seq, seen, &at);
     int rc = lock_body(b);
@@ -214,16 +273,22 @@ static int sleep_slice(mproc_barrier *b, const mproc__deadline *deadline) {
 
 /* ---- wait ---- */
 
-/* Takes slot `index`'s token for the calling thread.  The slot is free (the
- * invariant of a filling barrier), so only a dead earlier holder can be in
- * the way. */
-static bool take_slot(mproc_barrier *b, uint32_t index) {
+/* Takes arrival slot `index`'s token for the calling thread.  The slot is
+ * free (the invariant of a filling barrier), so only a dead earlier holder
+ * can be in the way. */
+static bool take_token(mproc_barrier *b, uint32_t index) {
     int rc = pthread_mutex_trylock(&b->slots[index].token);
     if (rc == EOWNERDEAD)
         rc = pthread_mutex_consistent(&b->slots[index].token);
     if (rc != 0)
         return false;
     b->slots[index].occupied = 1;
+    return true;
+}
+
+static bool take_slot(mproc_barrier *b, uint32_t index) {
+    if (!take_token(b, index))
+        return false;
     b->body->count++;
     return true;
 }
@@ -261,13 +326,15 @@ static int wait_locked(mproc_barrier *b, const mproc__deadline *deadline, unsign
         *index_out = index;
     rc = 0;
     if (index + 1 == b->parties) {
-        int arc = b->action != NULL ? b->action(b->arg) : 0;
-        if (arc != 0) {
+        /* A party that died while no peer slept to probe it still counts
+         * in `count`: probe before completing the round with it. */
+        reap(b);
+        if (body->state != MPROC__BARRIER_FILLING)
+            rc = MPROC_E_BROKEN; /* reap() found a dead party and broke it */
+        else if ((rc = b->action != NULL ? b->action(b->arg) : 0) != 0)
             set_state(body, MPROC__BARRIER_BROKEN);
-            rc = arc;
-        } else {
+        else
             set_state(body, MPROC__BARRIER_DRAINING);
-        }
     } else {
         while (body->state == MPROC__BARRIER_FILLING) {
             if (mproc__deadline_expired(deadline)) {
@@ -289,11 +356,16 @@ int mproc_barrier_wait_timeout(mproc_barrier *b, double timeout, unsigned *index
     mproc__deadline deadline;
     if (b == NULL || mproc__deadline_init(&deadline, timeout) != 0)
         return EINVAL;
+    bool found_dead = false;
+    uint32_t entry = take_entry(b, &found_dead);
     int rc = lock_body(b);
-    if (rc != 0)
-        return rc;
-    rc = wait_locked(b, &deadline, index);
-    unlock_body(b);
+    if (rc == 0 && found_dead)
+        party_died(b);
+    if (rc == 0) {
+        rc = wait_locked(b, &deadline, index);
+        unlock_body(b);
+    }
+    leave_entry(b, entry);
     return rc;
 }
 
@@ -324,6 +396,7 @@ int mproc_barrier_reset(mproc_barrier *b) {
         return rc;
     struct mproc__barrier_body *body = b->body;
     reap(b);
+    body->doomed = 0;
     if (body->count == 0)
         set_state(body, MPROC__BARRIER_FILLING);
     else if (body->state == MPROC__BARRIER_FILLING || body->state == MPROC__BARRIER_BROKEN)

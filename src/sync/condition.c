@@ -21,6 +21,7 @@
  * freed instead of being notified.
  */
 #include <limits.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -248,21 +249,98 @@ static void drop_record(mproc_condition *cond, uint32_t index) {
 
 /* ---- wait and notify ---- */
 
-/* Sleeps on the record until NOTIFIED or the deadline. */
-static void await_notify(_Atomic uint32_t *state, const mproc__deadline *deadline) {
+/* The robust futex word of the condition's lock. */
+static uint32_t lock_word(const mproc_condition *cond) {
+    const pthread_mutex_t *mutex =
+        cond->lock_kind == MPROC__COND_LOCK ? cond->lock->mutex : &cond->rlock->body->mutex;
+    return __atomic_load_n((const uint32_t *)&mutex->__data.__lock, __ATOMIC_RELAXED);
+}
+
+/* A peek (no lock, no writes): was some waiter chosen by a notify and then
+ * died before it could take the lock back?  Its notification is lost unless
+ * a living waiter takes it over. */
+static bool lost_notification(const mproc_condition *cond, uint32_t self) {
+    for (uint32_t i = 0, hw = hiwater(cond); i < hw; i++) {
+        const struct mproc__condition_waiter *w = &cond->waiters[i];
+        if (i == self ||
+            atomic_load_explicit(&w->state, memory_order_relaxed) != MPROC__WAITER_NOTIFIED)
+            continue;
+        uint32_t token = __atomic_load_n((const uint32_t *)&w->token.__data.__lock,
+                                         __ATOMIC_RELAXED);
+        if ((token & MPROC__ROBUST_TID_MASK) == 0 || (token & FUTEX_OWNER_DIED))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Between two slices of sleep, a waiter repairs what dead peers left:
+ *   - the lock's holder died (OWNER_DIED in its word): take the lock, and
+ *     return EOWNERDEAD at once, so the waiter can repair the data;
+ *   - a notified waiter died before taking the lock back: take the lock,
+ *     free its record and take its notification over (return 0).
+ * Only a trylock: if a live thread holds the lock, it will notify or
+ * release, and the next slice looks again.  Returns true when the waiter now
+ * holds the lock, with *rc its wait's result.
+ */
+static bool rescue(mproc_condition *cond, uint32_t self, uint32_t depth, int *rc) {
+    if (!(lock_word(cond) & FUTEX_OWNER_DIED) && !lost_notification(cond, self))
+        return false;
+    int got = mproc_condition_acquire(cond, 0);
+    if (got != 0 && got != EOWNERDEAD)
+        return false;
+    if (cond->lock_kind != MPROC__COND_LOCK)
+        cond->rlock->body->depth = depth;
+    if (got == EOWNERDEAD) {
+        *rc = EOWNERDEAD;
+        return true;
+    }
+    bool took_over = false;
+    for (uint32_t i = 0, hw = hiwater(cond); i < hw; i++) {
+        struct mproc__condition_waiter *w = &cond->waiters[i];
+        if (i != self &&
+            atomic_load_explicit(&w->state, memory_order_relaxed) == MPROC__WAITER_NOTIFIED &&
+            !mproc__rmutex_holder_alive(&w->token)) {
+            free_record(cond, i);
+            took_over = true;
+        }
+    }
+    if (!took_over) {
+        release_all(cond); /* a false alarm: the peer was alive after all */
+        return false;
+    }
+    *rc = 0;
+    return true;
+}
+
+/*
+ * Waits on record `self` until NOTIFIED or the deadline, in liveness slices.
+ * Returns true if a rescue left the lock held (result in *rc); false when
+ * the caller must take the lock back itself.
+ */
+static bool await_notify(mproc_condition *cond, uint32_t self, uint32_t depth,
+                         const mproc__deadline *deadline, int *rc) {
+    _Atomic uint32_t *state = &cond->waiters[self].state;
     mproc__spin spin;
     /* acquire: pairs with the notifier's release exchange. */
     for (mproc__spin_start(&spin, deadline); mproc__spin_more(&spin);)
         if (atomic_load_explicit(state, memory_order_acquire) == MPROC__WAITER_NOTIFIED)
-            return;
+            return false;
     uint32_t expected = MPROC__WAITER_WAITING;
     if (!atomic_compare_exchange_strong_explicit(state, &expected, MPROC__WAITER_SLEEPING,
                                                  memory_order_acquire, memory_order_acquire))
-        return; /* NOTIFIED meanwhile */
-    while (atomic_load_explicit(state, memory_order_acquire) == MPROC__WAITER_SLEEPING)
-        if (mproc__futex_wait(state, MPROC__WAITER_SLEEPING, mproc__deadline_at(deadline)) ==
-            ETIMEDOUT)
-            return;
+        return false; /* NOTIFIED meanwhile */
+    while (atomic_load_explicit(state, memory_order_acquire) == MPROC__WAITER_SLEEPING) {
+        struct timespec at;
+        mproc__slice_end(deadline, MPROC_CONDITION_LIVENESS_MS, &at);
+        if (mproc__futex_wait(state, MPROC__WAITER_SLEEPING, &at) != ETIMEDOUT)
+            continue;
+        if (mproc__deadline_expired(deadline))
+            return false;
+        if (rescue(cond, self, depth, rc))
+            return true;
+    }
+    return false;
 }
 
 static int wait_until(mproc_condition *cond, const mproc__deadline *deadline) {
@@ -273,10 +351,12 @@ static int wait_until(mproc_condition *cond, const mproc__deadline *deadline) {
         return EAGAIN;
     _Atomic uint32_t *state = &cond->waiters[index].state;
     uint32_t depth = release_all(cond);
-    await_notify(state, deadline);
-    int rc = reacquire(cond, depth);
+    int rc = 0;
+    bool rescued = await_notify(cond, index, depth, deadline, &rc);
+    if (!rescued)
+        rc = reacquire(cond, depth);
     bool notified =
-        atomic_load_explicit(state, memory_order_acquire) == MPROC__WAITER_NOTIFIED;
+        rescued || atomic_load_explicit(state, memory_order_acquire) == MPROC__WAITER_NOTIFIED;
     drop_record(cond, index);
     if (rc != 0)
         return rc; /* EOWNERDEAD: held, notified or not */

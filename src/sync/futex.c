@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,23 +24,27 @@ int mproc__futex_wake(_Atomic uint32_t *word, int n) {
     return rc > 0 ? (int)rc : 0;
 }
 
-/* sysconf() reads /sys on every call; the count of online CPUs is taken once
- * per process (0 = not known yet; relaxed: any thread's answer will do). */
+/* Spinning pays only if the peer can run meanwhile: this process may use
+ * more than one CPU (its affinity mask, which taskset and cpusets narrow,
+ * not the CPUs online).  Taken once per process (0 = not known yet;
+ * relaxed: any thread's answer will do). */
 static bool spinning_pays(void) {
-    static _Atomic long online;
-    long n = atomic_load_explicit(&online, memory_order_relaxed);
+    static _Atomic int usable;
+    int n = atomic_load_explicit(&usable, memory_order_relaxed);
     if (n == 0) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                         : (int)sysconf(_SC_NPROCESSORS_ONLN);
         if (n < 1)
             n = 1;
-        atomic_store_explicit(&online, n, memory_order_relaxed);
+        atomic_store_explicit(&usable, n, memory_order_relaxed);
     }
     return n > 1;
 }
 
 static void add_ns(struct timespec *ts, long ns) {
     ts->tv_nsec += ns;
-    if (ts->tv_nsec >= 1000000000L) {
+    while (ts->tv_nsec >= 1000000000L) {
         ts->tv_nsec -= 1000000000L;
         ts->tv_sec++;
     }
@@ -47,6 +52,13 @@ static void add_ns(struct timespec *ts, long ns) {
 
 static bool before(const struct timespec *a, const struct timespec *b) {
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+void mproc__slice_end(const mproc__deadline *deadline, long ms, struct timespec *at) {
+    clock_gettime(CLOCK_MONOTONIC, at);
+    add_ns(at, ms * 1000000L);
+    if (!deadline->forever && before(&deadline->at, at))
+        *at = deadline->at;
 }
 
 void mproc__spin_start(mproc__spin *spin, const mproc__deadline *deadline) {
@@ -67,6 +79,13 @@ bool mproc__spin_more_slow(mproc__spin *spin) {
         spin->rounds = 0;
         return false;
     }
-    MPROC__CPU_RELAX();
+    /* Every 64 pauses, yield: if the peer shares our CPU (the scheduler put
+     * both there), spinning only delays it; the yield lets it run.  Measured
+     * on 2 vCPUs, ping-pong round trips: a pure 5 us spin 14-23 us on one
+     * CPU and 0.8-1.7 us on two; with the yield 4-8 us and 0.7-3.7 us. */
+    if ((spin->rounds & 63) == 0)
+        sched_yield();
+    else
+        MPROC__CPU_RELAX();
     return true;
 }

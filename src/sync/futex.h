@@ -33,6 +33,10 @@ static inline const struct timespec *mproc__deadline_at(const mproc__deadline *d
     return deadline->forever ? NULL : &deadline->at;
 }
 
+/* The end of a liveness slice: `ms` from now, or the deadline if sooner.
+ * Waiters that must notice dead peers sleep in such slices. */
+void mproc__slice_end(const mproc__deadline *deadline, long ms, struct timespec *at);
+
 /*
  * Bounded spinning.  A futex wake-up that crosses CPUs costs 30-70 us on the
  * reference 2-vCPU machine (peer-baselines C7a), a cache-line hand-off well
