@@ -59,12 +59,13 @@ typedef struct bench_impl {
 
 typedef enum bench_cmp { BENCH_AT_MOST, BENCH_AT_LEAST } bench_cmp;
 
-/* "impl's median is at most/at least factor × versus's median". */
+/* "impl's median is at most/at least factor × versus's median"; with versus
+ * NULL, "impl's median is at most/at least factor" in the bench's unit. */
 typedef struct bench_target {
     const char *impl;
     bench_cmp cmp;
     double factor;
-    const char *versus;
+    const char *versus; /* NULL: factor is an absolute figure */
 } bench_target;
 
 typedef enum bench_status { BENCH_OK, BENCH_SKIPPED, BENCH_FAILED } bench_status;
@@ -135,6 +136,10 @@ void bench_error(const bench_ctx *ctx, const char *fmt, ...)
 
 /* The result of the impl named `name`, or NULL. */
 const bench_result *bench_find(const bench_result *results, size_t n, const char *name);
+
+/* The median over a native result's repetitions of runs[].extra[k]; 0 when
+ * it has none.  For report hooks. */
+double bench_extra_median(const bench_result *res, int k);
 
 /* Zeroed MAP_SHARED|MAP_ANONYMOUS memory that forked children share; NULL on failure. */
 void *bench_shared_alloc(size_t size);
