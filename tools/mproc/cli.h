@@ -12,5 +12,7 @@ void mproc_cli_demo_usage(FILE *to);
 /* From examples/<name>.c, compiled with -DMPROC_DEMO_NO_MAIN. */
 int mproc_demo_counter(int argc, char **argv);
 int mproc_demo_terminal(int argc, char **argv);
+int mproc_demo_event(int argc, char **argv);
+int mproc_demo_threads(int argc, char **argv);
 
 #endif

@@ -19,6 +19,10 @@ static const struct demo demos[] = {
      mproc_demo_counter},
     {"terminal", "processes print running/done to one terminal under a Lock (--unsafe interleaves)",
      mproc_demo_terminal},
+    {"event", "worker processes wait on an Event until a service is ready (--timeout gives up)",
+     mproc_demo_event},
+    {"threads", "100 threads each take 1 from 100 under a Lock, ending at 0 (--unsafe loses 99)",
+     mproc_demo_threads},
 };
 enum { NDEMOS = sizeof demos / sizeof demos[0] };
 
