@@ -29,7 +29,7 @@ const char *mproc_strerror(int code) {
         MPROC_ERROR_MAP(CASE)
 #undef CASE
     case ETIMEDOUT:
-        return "timed out (a timeout of 0 tried once)";
+        return "timed out (with a timeout of 0: not available at once)";
     case EOWNERDEAD:
         return "acquired, but the previous owner died holding the lock; "
                "the data it protects may need repair";
