@@ -16,8 +16,10 @@
  * the count stays one lower.  Pair a semaphore with a Lock when a permit's
  * holder must be known.  A process that dies while *waiting* leaves nothing
  * that could swallow a release meant for the living: releases wake the
- * kernel's list of sleepers, from which the dead are gone; at most, later
- * releases make one spare wake-up call each.
+ * kernel's list of sleepers, from which the dead are gone (later releases
+ * make one spare wake-up call each).  One killed in the microseconds between
+ * being woken and taking its permit takes the wake-up, not the permit: a
+ * living sleeper finds the permit within MPROC_SEMAPHORE_LIVENESS_MS.
  */
 #ifndef MPROC_SEMAPHORE_H
 #define MPROC_SEMAPHORE_H
@@ -30,6 +32,8 @@ MPROC_EXTERN_C_BEGIN
 
 /* The largest count a semaphore holds (Linux's SEM_VALUE_MAX). */
 #define MPROC_SEMAPHORE_VALUE_MAX 2147483647
+/* Sleepers look for a permit at least this often (see Death above). */
+#define MPROC_SEMAPHORE_LIVENESS_MS 50
 
 typedef struct mproc_semaphore mproc_semaphore;
 

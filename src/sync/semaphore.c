@@ -152,7 +152,13 @@ static int acquire_slow(struct mproc__semaphore_body *body, double timeout) {
     for (;;) {
         if (try_take(word, &seen, ONE_WAITER))
             return 0;
-        if (mproc__futex_wait(count_word(body), 0, mproc__deadline_at(&deadline)) == ETIMEDOUT) {
+        /* In slices: a sleeper woken by a release and killed before it took
+         * the permit takes the wake-up with it; the permit stays, and the
+         * next slice of a living sleeper finds it. */
+        struct timespec slice;
+        mproc__slice_end(&deadline, MPROC_SEMAPHORE_LIVENESS_MS, &slice);
+        if (mproc__futex_wait(count_word(body), 0, &slice) == ETIMEDOUT &&
+            mproc__deadline_expired(&deadline)) {
             /* Withdraw, unless a permit arrived: then take it (and with it
              * the wake-up that may have been meant for us). */
             seen = atomic_load_explicit(word, memory_order_relaxed);
