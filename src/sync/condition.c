@@ -185,9 +185,17 @@ static int reacquire(mproc_condition *cond, uint32_t depth) {
 
 /* ---- waiter records (all under the lock) ---- */
 
+/* hiwater is written only under the lock, but lost_notification() peeks at
+ * it without the lock, so every access is atomic.  relaxed: the peek is a
+ * hint that rescue() confirms under the lock; it needs an untorn value, no
+ * ordering (the lock orders the writers). */
 static uint32_t hiwater(const mproc_condition *cond) {
-    uint32_t hw = cond->body->hiwater;
+    uint32_t hw = __atomic_load_n(&cond->body->hiwater, __ATOMIC_RELAXED);
     return hw < cond->max_waiters ? hw : cond->max_waiters;
+}
+
+static void set_hiwater(mproc_condition *cond, uint32_t hw) {
+    __atomic_store_n(&cond->body->hiwater, hw, __ATOMIC_RELAXED);
 }
 
 static void free_record(mproc_condition *cond, uint32_t index) {
@@ -196,7 +204,7 @@ static void free_record(mproc_condition *cond, uint32_t index) {
     while (hw > 0 && atomic_load_explicit(&cond->waiters[hw - 1].state, memory_order_relaxed) ==
                          MPROC__WAITER_FREE)
         hw--;
-    cond->body->hiwater = hw;
+    set_hiwater(cond, hw);
 }
 
 static bool is_waiting(uint32_t state) {
@@ -232,8 +240,8 @@ static uint32_t take_record(mproc_condition *cond) {
                 continue;
             w->ticket = cond->body->ticket++;
             atomic_store_explicit(&w->state, MPROC__WAITER_WAITING, memory_order_relaxed);
-            if (i >= cond->body->hiwater)
-                cond->body->hiwater = i + 1;
+            if (i >= hiwater(cond))
+                set_hiwater(cond, i + 1);
             return i;
         }
         if (!reap(cond))
