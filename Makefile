@@ -48,7 +48,8 @@ test-tsan: | deps
 		ctest --output-on-failure -j $(JOBS) -L threads
 
 valgrind: build
-	@set -e; for t in test_lock_threads test_rlock_threads test_with test_segment test_names test_error; do \
+	@set -e; for t in test_lock_threads test_rlock_threads test_with test_segment test_names test_error \
+		test_semaphore_threads test_event_threads test_condition_threads test_barrier_threads; do \
 		echo "valgrind $$t"; \
 		valgrind -q --error-exitcode=9 --trace-children=yes $(BUILD)/bin/$$t --jobs 1; done
 
