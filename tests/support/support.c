@@ -22,7 +22,12 @@ const char *t_name(const char *tag) {
     static _Atomic unsigned counter;
     unsigned n = counter++;
     char *out = buf[n % 8];
-    snprintf(out, sizeof buf[0], "t-%s-%d-%u", tag, (int)getpid(), n);
+    /* The clock part keeps a recycled PID from meeting a name that a
+     * failed earlier run left behind (EEXIST on an exclusive create). */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(out, sizeof buf[0], "t-%s-%d-%lx-%u", tag, (int)getpid(),
+             (unsigned long)(ts.tv_sec * 1000000000L + ts.tv_nsec) & 0xffffffffffUL, n);
     return out;
 }
 

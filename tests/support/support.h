@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A fresh object name, unique per process and call: "t-<tag>-<pid>-<n>". */
+/* A fresh object name, unique per process and call: "t-<tag>-<pid>-<clock>-<n>". */
 const char *t_name(const char *tag);
 
 /* Seconds on CLOCK_MONOTONIC. */
