@@ -175,24 +175,34 @@ static pid_t fork_if_pid(pid_t want, int (*fn)(void *), void *arg) {
 }
 
 pid_t t_fork_with_pid(pid_t want, int (*fn)(void *), void *arg) {
+    /* Bounded in time, so a PID that cannot be had fails the test instead
+     * of running into its timeout. */
+    double end = t_now() + 20;
     /* Another process may fork between our write and our fork (ctest runs
-     * tests in parallel): retry a few times before the slow way. */
-    for (int attempt = 0; attempt < 50; attempt++) {
+     * tests in parallel), or hold the PID for a while: retry until the
+     * bound.  Tests using this share CTest's RESOURCE_LOCK "pids" with the
+     * fork-heavy kill tests, so such races stay rare. */
+    bool have_ns_last_pid = true;
+    while (have_ns_last_pid && t_now() < end) {
+        if (kill(want, 0) == 0) { /* someone else has it now */
+            nap(0.001);
+            continue;
+        }
         int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
         if (fd < 0)
             break;
         char buf[32];
         int len = snprintf(buf, sizeof buf, "%d", (int)want - 1);
-        bool ok = write(fd, buf, (size_t)len) == len;
+        have_ns_last_pid = write(fd, buf, (size_t)len) == len;
         close(fd);
-        if (!ok)
+        if (!have_ns_last_pid)
             break;
         pid_t pid = fork_if_pid(want, fn, arg);
         if (pid == want || pid < 0)
             return pid;
     }
-    /* Cycle: fork short-lived children until the PID comes round again. */
-    for (long i = 0; i < 4L * 4194304; i++) {
+    /* No ns_last_pid: fork short-lived children until the PID comes round. */
+    while (t_now() < end) {
         pid_t pid = fork_if_pid(want, fn, arg);
         if (pid == want || pid < 0)
             return pid;

@@ -49,7 +49,8 @@ bool t_wait_sleeping(pid_t tid, double timeout);
 
 /* Forks a child whose PID is `pid` (which must be free): via
  * /proc/sys/kernel/ns_last_pid when writable, else by cycling through PIDs.
- * The child runs fn(arg) and _exits with its result.  Returns the PID. */
+ * The child runs fn(arg) and _exits with its result.  Returns the PID, or
+ * -1 if it could not be had within 20 s. */
 pid_t t_fork_with_pid(pid_t pid, int (*fn)(void *), void *arg);
 
 /* Path of a helper program built next to the tests (argv[0]'s directory). */
