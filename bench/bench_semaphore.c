@@ -70,11 +70,11 @@ static int mproc_acquire(sem_job *job, int s) {
     return mproc_semaphore_acquire(job->sem[s], MPROC_FOREVER);
 }
 
-static int mproc_value(sem_job *job, int s, int *value) {
+static int sem_value_of(sem_job *job, int s, int *value) {
     return mproc_semaphore_value(job->sem[s], value);
 }
 
-static const sem_ops mproc_ops = {mproc_release, mproc_acquire, mproc_value};
+static const sem_ops mproc_ops = {mproc_release, mproc_acquire, sem_value_of};
 
 static int posix_release(sem_job *job, int s) { return sem_post(&job->sh->posix[s].sem); }
 

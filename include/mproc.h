@@ -13,6 +13,10 @@
 #include <mproc/event.h>
 #include <mproc/condition.h>
 #include <mproc/barrier.h>
+#include <mproc/value.h>
+#include <mproc/shm.h>
+#include <mproc/queue.h>
+#include <mproc/pipe.h>
 #include <mproc/with.h>
 
 #endif

@@ -75,6 +75,15 @@ static inline int32_t mproc__self_tid(void) {
  * getrandom() is unavailable.  Never 0. */
 uint64_t mproc__random64(void);
 
+/* ---- process.c: process identities that survive PID reuse ---- */
+
+/* The start time of process `pid` (clock ticks since boot), 0 if there is
+ * no such process.  With the PID it names one process for ever. */
+uint64_t mproc__process_start(int32_t pid);
+
+/* True while process (pid, start) exists and is not a zombie. */
+bool mproc__process_alive(int32_t pid, uint64_t start);
+
 /* ---- options shared by every kind ---- */
 
 /* Every kind's options struct is {unsigned mode; unsigned reserved[N]}:

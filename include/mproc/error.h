@@ -21,6 +21,12 @@
  *   ENOENT        no object has that name (attach only, or unlink).
  *   EEXIST        the name exists and MPROC_EXCL was given.
  *   ENAMETOOLONG  the name is longer than MPROC_NAME_MAX.
+ *   EMSGSIZE      a message longer than the queue's or pipe's maximum.
+ *   ENOBUFS       a receive buffer too small for the next message; the message
+ *                 was left where it was and its length reported.
+ *   ERANGE        an Array index or slice out of bounds; nothing was touched.
+ *   EBADF         a pipe end used against its direction (send on a read-only
+ *                 end, recv or poll on a write-only one).
  *   ENOMEM, ENOSPC, EMFILE, EACCES: resources and permissions, from the OS.
  */
 #ifndef MPROC_ERROR_H
@@ -45,7 +51,14 @@
     X(BADNAME, MPROC_E_BASE + 7,                                                           \
       "invalid object name (empty, '.', '..', or a character outside [A-Za-z0-9._-])")     \
     X(BROKEN, MPROC_E_BASE + 8,                                                            \
-      "the barrier is broken (aborted, reset, timed out, or a party died while waiting)")
+      "the barrier is broken (aborted, reset, timed out, or a party died while waiting)") \
+    X(EMPTY, MPROC_E_BASE + 9, "the queue is empty (nothing arrived within the timeout)")     \
+    X(FULL, MPROC_E_BASE + 10, "the queue is full (no room freed within the timeout)")      \
+    X(CLOSED, MPROC_E_BASE + 11,                                                           \
+      "the queue is shut down (puts refused; gets get this once it is drained)")           \
+    X(ABANDONED, MPROC_E_BASE + 12,                                                        \
+      "tasks were abandoned: a consumer process died between get and task_done")           \
+    X(EOF, MPROC_E_BASE + 13, "end of file: the other end of the pipe was closed or its process died")
 
 enum mproc_error {
 #define MPROC__ERROR_ENUM(name, value, msg) MPROC_E_##name = (value),

@@ -41,6 +41,12 @@ enum mproc__kind {
     MPROC__KIND_EVENT = 5,
     MPROC__KIND_CONDITION = 6,
     MPROC__KIND_BARRIER = 7,
+    MPROC__KIND_VALUE = 8,
+    MPROC__KIND_ARRAY = 9,
+    MPROC__KIND_SHM = 10,
+    MPROC__KIND_QUEUE = 11,
+    MPROC__KIND_JOINABLE_QUEUE = 12,
+    MPROC__KIND_SIMPLE_QUEUE = 13,
 };
 
 /*
@@ -259,5 +265,141 @@ struct mproc__barrier_slot {
     uint8_t reserved[64 - 44];
 };
 _Static_assert(sizeof(struct mproc__barrier_slot) == 64, "barrier slot frozen");
+
+/* Value / Array: what synchronises them. */
+enum mproc__array_lock {
+    MPROC__ARRAY_OWN_RLOCK = 0, /* own_lock below */
+    MPROC__ARRAY_LOCK = 1,      /* an mproc_lock, whose segment uuid is lock_uuid */
+    MPROC__ARRAY_RLOCK = 2,     /* an mproc_rlock, likewise */
+    MPROC__ARRAY_RAW = 3,       /* none */
+};
+
+/*
+ * Value and Array body (one element for Value), followed by the elements
+ * (the extra part, length * elem_size bytes, 64-byte aligned).  All fields
+ * but own_lock are written once, at creation; the handle copies and checks
+ * them (type known, elem_size matching the type, length * elem_size == extra)
+ * and takes bounds only from its copy.
+ */
+struct mproc__array_body {
+    uint32_t type;       /* enum mproc_type */
+    uint32_t elem_size;  /* bytes per element */
+    uint64_t length;     /* elements */
+    uint32_t lock_kind;  /* enum mproc__array_lock */
+    uint32_t reserved0;
+    uint64_t lock_uuid;  /* the given lock's segment uuid, 0 otherwise */
+    uint8_t reserved1[32];
+    struct mproc__rlock_body own_lock;
+};
+_Static_assert(offsetof(struct mproc__array_body, own_lock) == 64, "array body frozen");
+_Static_assert(sizeof(struct mproc__array_body) == 128, "array body frozen");
+
+/*
+ * Queue body (all three flavours), followed by `max_consumers` consumer
+ * records (joinable only) and then the ring of `capacity` bytes.  Producer
+ * and consumer fields sit 128 bytes apart (adjacent-line prefetch).
+ *
+ * tail = put_seq << 32 | tpos, head = get_seq << 32 | hpos.  tpos / hpos are
+ * byte positions modulo 2^32 (capacity, a power of two <= 2^30, divides
+ * 2^32; the offset in the ring is pos & (capacity - 1)); put_seq / get_seq
+ * count messages modulo 2^32, so qsize = put_seq - get_seq.  Each is written
+ * only by the holder of its side's lock, and only by one release store: the
+ * commit.  Bytes in [hpos, tpos) are committed records; bytes outside it
+ * belong to nobody until a commit says otherwise, which is what makes a
+ * SIGKILL harmless at any instruction.
+ *
+ * Records: struct mproc__queue_record, then the payload padded to 8 bytes.
+ * A record never wraps: a producer that lacks contiguous room at the end
+ * writes a PAD record filling it and starts again at offset 0 (one commit
+ * covers both).
+ *
+ * Eventcounts: not_empty / not_full are futex words bumped by the other side
+ * after a commit when *_waiters says someone may sleep.  Only the holder of a
+ * side's lock ever sleeps on its eventcount (the others sleep in the robust
+ * mutex), so one wake is enough.  Sleeps are sliced (50 ms): a waker killed
+ * between its commit and its wake costs one slice.
+ *
+ * state — SHUTDOWN bit, set once.
+ * committed — ring bytes [0, committed) reserved in the file (named queues
+ *   reserve lazily, in steps, before writing; only the put lock holder
+ *   changes it, and a death between reserving and storing it only makes the
+ *   next producer reserve again).
+ * get_holder — joinable: record index + 1 of the process whose thread holds
+ *   the get lock (0: none known); read on EOWNERDEAD to settle its pending get.
+ * registry — joinable: robust mutex over consumer record claims, reaping and
+ *   the abandoned / retired_done counters.
+ */
+#define MPROC__QUEUE_SHUTDOWN 1u
+struct mproc__queue_body {
+    uint64_t capacity;       /* ring bytes, written once */
+    uint64_t maxsize;        /* 0 = unbounded, written once */
+    uint32_t max_consumers;  /* records, written once (0 unless joinable) */
+    uint32_t flavour;        /* enum mproc__kind of the queue, written once */
+    uint64_t ring_offset;    /* offset of the ring from the body, written once */
+    _Atomic uint32_t state;
+    uint8_t reserved0[92];
+    /* producers: 128 */
+    pthread_mutex_t put_lock;
+    alignas(8) _Atomic uint64_t tail;
+    uint64_t cached_head;    /* put lock holder's last view of head */
+    uint64_t committed;
+    uint8_t reserved1[128 - 40 - 24];
+    /* consumers: 256 */
+    pthread_mutex_t get_lock;
+    alignas(8) _Atomic uint64_t head;
+    uint64_t cached_tail;    /* get lock holder's last view of tail */
+    _Atomic uint32_t get_holder;
+    uint8_t reserved2[128 - 40 - 20];
+    /* eventcounts: 384 */
+    _Atomic uint32_t not_empty;
+    _Atomic uint32_t not_empty_waiters;
+    uint8_t reserved3[120];
+    _Atomic uint32_t not_full; /* 512 */
+    _Atomic uint32_t not_full_waiters;
+    uint8_t reserved4[120];
+    /* joinable: 640 */
+    pthread_mutex_t registry;
+    alignas(8) _Atomic uint64_t abandoned;
+    _Atomic uint64_t retired_done;
+    _Atomic uint32_t joined;         /* futex: bumped when tasks may be all done */
+    _Atomic uint32_t join_waiters;
+    uint8_t reserved5[128 - 40 - 24];
+};
+_Static_assert(offsetof(struct mproc__queue_body, put_lock) == 128, "queue body frozen");
+_Static_assert(offsetof(struct mproc__queue_body, get_lock) == 256, "queue body frozen");
+_Static_assert(offsetof(struct mproc__queue_body, not_empty) == 384, "queue body frozen");
+_Static_assert(offsetof(struct mproc__queue_body, not_full) == 512, "queue body frozen");
+_Static_assert(offsetof(struct mproc__queue_body, registry) == 640, "queue body frozen");
+_Static_assert(sizeof(struct mproc__queue_body) == 768, "queue body frozen");
+
+/*
+ * JoinableQueue consumer record: one per consumer process.
+ * owner_pid / owner_start — the process (pid and its start time in clock
+ *   ticks since boot, /proc/<pid>/stat field 22), 0 = free.  Claimed and
+ *   freed under `registry`.
+ * taken — hi 32 bits: items this process got (mod 2^32); lo 32 bits: a
+ *   pending get, 0 or PENDING | (get_seq & 0x7fffffff), written by the get
+ *   lock holder before its commit; after the commit one store makes it
+ *   (taken + 1) << 32.  So a death between the two stores is settled by
+ *   comparing the pending seq with head's get_seq.
+ * done — items it finished (task_done), mod 2^32; outstanding = taken - done.
+ */
+#define MPROC__QUEUE_PENDING 0x80000000u
+struct mproc__queue_consumer {
+    _Atomic uint64_t owner_pid;
+    uint64_t owner_start;
+    _Atomic uint64_t taken;
+    _Atomic uint64_t done;
+};
+_Static_assert(sizeof(struct mproc__queue_consumer) == 32, "consumer record frozen");
+
+/* A record's header in the ring. */
+#define MPROC__QUEUE_DATA 0x41544144u /* "DATA" */
+#define MPROC__QUEUE_PAD 0x20444150u  /* "PAD " */
+struct mproc__queue_record {
+    uint32_t len;  /* payload bytes (DATA), or bytes to the ring's end (PAD) */
+    uint32_t kind; /* MPROC__QUEUE_DATA or MPROC__QUEUE_PAD */
+};
+_Static_assert(sizeof(struct mproc__queue_record) == 8, "record header frozen");
 
 #endif

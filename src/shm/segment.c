@@ -121,14 +121,26 @@ int mproc__segment_create(mproc__segment *seg, const mproc__kind_spec *spec, siz
     }
     seg->base = base;
     seg->size = size;
+    seg->fd = -1;
     return 0;
 }
 
+int mproc__segment_reserve(const mproc__segment *seg, size_t offset, size_t len) {
+    if (seg->fd < 0 || len == 0)
+        return 0;
+    int rc = posix_fallocate(seg->fd, (off_t)offset, (off_t)len);
+    return rc == EOPNOTSUPP || rc == EINVAL ? 0 : rc; /* no fallocate: nothing to reserve with */
+}
+
 void mproc__segment_close(mproc__segment *seg) {
-    if (seg->base != NULL)
+    if (seg->base != NULL) {
         munmap(seg->base, seg->size);
+        if (seg->fd >= 0)
+            close(seg->fd);
+    }
     seg->base = NULL;
     seg->size = 0;
+    seg->fd = -1;
 }
 
 /* ---- named objects ---- */
@@ -161,10 +173,15 @@ static int build_private(int fd, mproc__segment *seg, const mproc__kind_spec *sp
                          size_t extra, unsigned mode, const void *arg) {
     size_t size = total_size_of(spec, extra);
     /* fallocate reserves the pages now, so a full /dev/shm is ENOSPC here
-     * rather than SIGBUS on first touch. */
-    int rc = posix_fallocate(fd, 0, (off_t)size);
-    if (rc == EOPNOTSUPP || rc == EINVAL)
-        rc = ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
+     * rather than SIGBUS on first touch.  A lazy kind reserves only its eager
+     * part; the file is sized in full, its tail sparse until reserved. */
+    size_t eager = spec->eager_bytes != NULL ? spec->eager_bytes(extra) : size;
+    int rc = ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
+    if (rc == 0 && eager > 0) {
+        rc = posix_fallocate(fd, 0, (off_t)eager);
+        if (rc == EOPNOTSUPP || rc == EINVAL)
+            rc = 0;
+    }
     if (rc != 0)
         return rc;
     if (fchmod(fd, mode) != 0) /* the umask applied at open; the mode is the caller's */
@@ -179,6 +196,7 @@ static int build_private(int fd, mproc__segment *seg, const mproc__kind_spec *sp
     }
     seg->base = base;
     seg->size = size;
+    seg->fd = -1;
     return 0;
 }
 
@@ -210,7 +228,10 @@ static int create_named(mproc__segment *seg, const mproc__kind_spec *spec, const
     }
     if (tmp_path[0] != '\0')
         unlink(tmp_path);
-    close(fd);
+    if (rc == 0 && spec->eager_bytes != NULL)
+        seg->fd = fd; /* kept for mproc__segment_reserve */
+    else
+        close(fd);
     return rc;
 }
 
@@ -258,7 +279,12 @@ static int attach(mproc__segment *seg, const mproc__kind_spec *spec, const char 
     }
     seg->base = base;
     seg->size = size;
+    seg->fd = -1;
     memcpy(&seg->uuid, header + offsetof(struct mproc__seg_header, uuid), sizeof seg->uuid);
+    if (spec->eager_bytes != NULL) {
+        seg->fd = fd; /* kept for mproc__segment_reserve */
+        return 0;
+    }
 out:
     close(fd);
     return rc;

@@ -22,6 +22,11 @@ typedef struct mproc__kind_spec {
     /* Validates the body of a segment found by name: 0 or MPROC_E_CORRUPT.
      * May be NULL when any content is valid. */
     int (*check)(const void *body, size_t extra);
+    /* NULL: a named segment reserves all its pages in /dev/shm at creation.
+     * Otherwise only the first eager_bytes(extra) bytes of the file; the kind
+     * reserves the rest itself (mproc__segment_reserve) before touching it,
+     * and its handles keep the file descriptor for that. */
+    size_t (*eager_bytes)(size_t extra);
 } mproc__kind_spec;
 
 /* A process-private handle on a mapped segment.  The geometry comes from
@@ -31,6 +36,7 @@ typedef struct mproc__segment {
     void *base;
     size_t size;
     uint64_t uuid;
+    int fd; /* named segment of a lazily reserved kind: its file; else -1 */
 } mproc__segment;
 
 /* Creates an anonymous segment of kind `spec` (shared with forked children). */
@@ -42,7 +48,12 @@ int mproc__segment_create(mproc__segment *seg, const mproc__kind_spec *spec, siz
 int mproc__segment_open(mproc__segment *seg, const mproc__kind_spec *spec, const char *name,
                         int flags, unsigned mode, size_t extra, const void *arg);
 
-/* Unmaps the segment. */
+/* Reserves bytes [offset, offset + len) of the segment's file in /dev/shm, so
+ * touching them can never SIGBUS.  A no-op (0) for anonymous segments, whose
+ * pages come from memory on first touch.  Returns 0, ENOSPC, or an OS code. */
+int mproc__segment_reserve(const mproc__segment *seg, size_t offset, size_t len);
+
+/* Unmaps the segment (and closes its file, if kept). */
 void mproc__segment_close(mproc__segment *seg);
 
 /* Validates a header read from a file of `file_size` bytes against `spec`:

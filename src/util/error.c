@@ -37,7 +37,14 @@ const char *mproc_strerror(int code) {
         return "operation not permitted (releasing, or waiting on a condition over, "
                "a lock the caller does not hold?)";
     case EOVERFLOW:
-        return "released past the semaphore's bound (nothing was released)";
+        return "released past the bound: a semaphore past its bound, or task_done() "
+               "called more often than items were got (nothing was changed)";
+    case EMSGSIZE:
+        return "message longer than the queue's or pipe's maximum message size";
+    case ENOBUFS:
+        return "buffer too small for the next message (left in place; its length reported)";
+    case ERANGE:
+        return "index or slice out of the array's bounds (nothing was read or written)";
     case EDEADLK:
         return "the calling thread already holds this lock";
     case ENOTRECOVERABLE:

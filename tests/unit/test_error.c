@@ -12,7 +12,7 @@ static const int mproc_codes[] = {
 
 Test(error, every_mproc_code_has_its_own_message_and_name) {
     size_t n = sizeof mproc_codes / sizeof mproc_codes[0];
-    cr_assert_eq(n, 8);
+    cr_assert_eq(n, 13);
     for (size_t i = 0; i < n; i++) {
         cr_assert_gt(mproc_codes[i], MPROC_E_BASE);
         cr_assert_eq(strncmp(mproc_errname(mproc_codes[i]), "MPROC_E_", 8), 0);
@@ -25,6 +25,12 @@ Test(error, every_mproc_code_has_its_own_message_and_name) {
     cr_assert_str_eq(mproc_errname(MPROC_E_BADNAME), "MPROC_E_BADNAME");
     cr_assert_str_eq(mproc_errname(MPROC_E_BROKEN), "MPROC_E_BROKEN");
     cr_assert_eq(MPROC_E_BROKEN, MPROC_E_BASE + 8); /* stored nowhere, but public: frozen */
+    cr_assert_eq(MPROC_E_EMPTY, MPROC_E_BASE + 9);
+    cr_assert_eq(MPROC_E_FULL, MPROC_E_BASE + 10);
+    cr_assert_eq(MPROC_E_CLOSED, MPROC_E_BASE + 11);
+    cr_assert_eq(MPROC_E_ABANDONED, MPROC_E_BASE + 12);
+    cr_assert_eq(MPROC_E_EOF, MPROC_E_BASE + 13);
+    cr_assert_str_eq(mproc_errname(MPROC_E_EOF), "MPROC_E_EOF");
 }
 
 Test(error, errno_codes_get_names_and_mproc_meanings) {
@@ -37,6 +43,9 @@ Test(error, errno_codes_get_names_and_mproc_meanings) {
     cr_assert_not_null(strstr(mproc_strerror(EOVERFLOW), "bound"));
     cr_assert_not_null(strstr(mproc_strerror(EPERM), "not hold"));
     cr_assert_str_eq(mproc_strerror(EIO), "Input/output error");
+    cr_assert_not_null(strstr(mproc_strerror(ENOBUFS), "left in place"));
+    cr_assert_not_null(strstr(mproc_strerror(ERANGE), "bounds"));
+    cr_assert_not_null(strstr(mproc_strerror(EMSGSIZE), "maximum"));
 }
 
 Test(error, unknown_codes_never_return_null) {
