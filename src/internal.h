@@ -71,6 +71,16 @@ static inline int32_t mproc__self_tid(void) {
     return MPROC__LIKELY(tid != 0) ? tid : mproc__self_tid_slow();
 }
 
+/* The calling process's PID, cached and forgotten in a forked child (same
+ * atfork handler): glibc no longer caches getpid(), a system call. */
+int32_t mproc__self_pid_slow(void);
+extern _Atomic int32_t mproc__self_pid_cache;
+
+static inline int32_t mproc__self_pid(void) {
+    int32_t pid = __atomic_load_n((int32_t *)&mproc__self_pid_cache, __ATOMIC_RELAXED);
+    return MPROC__LIKELY(pid != 0) ? pid : mproc__self_pid_slow();
+}
+
 /* 64 random bits from the kernel, or from a mix of clocks and ids if
  * getrandom() is unavailable.  Never 0. */
 uint64_t mproc__random64(void);

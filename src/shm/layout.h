@@ -326,8 +326,15 @@ _Static_assert(sizeof(struct mproc__array_body) == 128, "array body frozen");
  *   next producer reserve again).
  * get_holder — joinable: record index + 1 of the process whose thread holds
  *   the get lock (0: none known); read on EOWNERDEAD to settle its pending get.
- * registry — joinable: robust mutex over consumer record claims, reaping and
- *   the abandoned / retired_done counters.
+ * registry — joinable: robust mutex over consumer record claims and reaping.
+ * fold — joinable: abandoned << 32 | gen << 16 | record: `abandoned` counts
+ *   the tasks dead consumers took and never finished (mod 2^32); the low half
+ *   names the last record folded into it (record index + 1 and its claim
+ *   generation), so a reaper killed between the fold and freeing the record
+ *   is recognised by the next one and nothing is counted twice.
+ * forgiven — joinable: abandoned tasks the user acknowledged (mod 2^32).
+ * joined — joinable: futex bumped by task_done when join() waiters may be
+ *   done; join_waiters says someone may sleep on it.
  */
 #define MPROC__QUEUE_SHUTDOWN 1u
 struct mproc__queue_body {
@@ -359,9 +366,9 @@ struct mproc__queue_body {
     uint8_t reserved4[120];
     /* joinable: 640 */
     pthread_mutex_t registry;
-    alignas(8) _Atomic uint64_t abandoned;
-    _Atomic uint64_t retired_done;
-    _Atomic uint32_t joined;         /* futex: bumped when tasks may be all done */
+    alignas(8) _Atomic uint64_t fold;
+    _Atomic uint64_t forgiven;
+    _Atomic uint32_t joined;
     _Atomic uint32_t join_waiters;
     uint8_t reserved5[128 - 40 - 24];
 };
@@ -374,9 +381,11 @@ _Static_assert(sizeof(struct mproc__queue_body) == 768, "queue body frozen");
 
 /*
  * JoinableQueue consumer record: one per consumer process.
- * owner_pid / owner_start — the process (pid and its start time in clock
- *   ticks since boot, /proc/<pid>/stat field 22), 0 = free.  Claimed and
- *   freed under `registry`.
+ * owner — gen << 32 | pid of the owning process, pid 0 = free; gen counts
+ *   claims of this record (kept when freed).  owner_start — the owner's start
+ *   time in clock ticks since boot (/proc/<pid>/stat field 22), which tells
+ *   it from a later process with its PID.  Claimed and freed under
+ *   `registry`; while claimed, the owner's threads use it without the lock.
  * taken — hi 32 bits: items this process got (mod 2^32); lo 32 bits: a
  *   pending get, 0 or PENDING | (get_seq & 0x7fffffff), written by the get
  *   lock holder before its commit; after the commit one store makes it
@@ -386,7 +395,7 @@ _Static_assert(sizeof(struct mproc__queue_body) == 768, "queue body frozen");
  */
 #define MPROC__QUEUE_PENDING 0x80000000u
 struct mproc__queue_consumer {
-    _Atomic uint64_t owner_pid;
+    _Atomic uint64_t owner;
     uint64_t owner_start;
     _Atomic uint64_t taken;
     _Atomic uint64_t done;

@@ -175,7 +175,7 @@ static int build_private(int fd, mproc__segment *seg, const mproc__kind_spec *sp
     /* fallocate reserves the pages now, so a full /dev/shm is ENOSPC here
      * rather than SIGBUS on first touch.  A lazy kind reserves only its eager
      * part; the file is sized in full, its tail sparse until reserved. */
-    size_t eager = spec->eager_bytes != NULL ? spec->eager_bytes(extra) : size;
+    size_t eager = spec->eager_bytes != NULL ? spec->eager_bytes(extra, arg) : size;
     int rc = ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
     if (rc == 0 && eager > 0) {
         rc = posix_fallocate(fd, 0, (off_t)eager);

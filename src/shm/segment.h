@@ -25,8 +25,9 @@ typedef struct mproc__kind_spec {
     /* NULL: a named segment reserves all its pages in /dev/shm at creation.
      * Otherwise only the first eager_bytes(extra) bytes of the file; the kind
      * reserves the rest itself (mproc__segment_reserve) before touching it,
+ * (`arg` is init's argument; only creation asks)
      * and its handles keep the file descriptor for that. */
-    size_t (*eager_bytes)(size_t extra);
+    size_t (*eager_bytes)(size_t extra, const void *arg);
 } mproc__kind_spec;
 
 /* A process-private handle on a mapped segment.  The geometry comes from

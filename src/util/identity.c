@@ -19,9 +19,12 @@ __thread int32_t mproc__self_tid_cache __attribute__((tls_model("initial-exec"))
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+_Atomic int32_t mproc__self_pid_cache;
+
 static void forget_identity_in_child(void) {
     mproc__self_id = 0;
     mproc__self_tid_cache = 0;
+    atomic_store_explicit(&mproc__self_pid_cache, 0, memory_order_relaxed);
 }
 
 static void register_atfork(void) {
@@ -61,4 +64,11 @@ int32_t mproc__self_tid_slow(void) {
     pthread_once(&atfork_once, register_atfork);
     mproc__self_tid_cache = (int32_t)syscall(SYS_gettid);
     return mproc__self_tid_cache;
+}
+
+int32_t mproc__self_pid_slow(void) {
+    pthread_once(&atfork_once, register_atfork);
+    int32_t pid = (int32_t)getpid();
+    atomic_store_explicit(&mproc__self_pid_cache, pid, memory_order_relaxed);
+    return pid;
 }
