@@ -16,7 +16,7 @@
  * large capacity costs address space, not memory, until it is used.  A named
  * queue reserves each new stretch in /dev/shm before writing to it, so a full
  * /dev/shm is ENOSPC from put, never a SIGBUS.  The largest message is
- * capacity / 2 - 16 bytes.
+ * capacity / 2 - 8 bytes.
  *
  * Codes.  A put that finds no room, at once (timeout 0, mproc_queue_put_nowait)
  * or within its timeout, returns MPROC_E_FULL; a get that finds nothing returns
@@ -97,7 +97,8 @@ typedef struct mproc_queue_options {
  * only by the byte capacity).  The flavour (plain, joinable, simple) is a
  * kind: a named queue opened as another flavour is MPROC_E_KIND.
  * Returns 0, EINVAL (capacity not a power of two in [MIN, MAX], maxsize with
- * MPROC_QUEUE_SIMPLE, maxsize over capacity / 16, bad options), ENOMEM.
+ * MPROC_QUEUE_SIMPLE, maxsize over capacity / 8, max_consumers without
+ * MPROC_QUEUE_JOINABLE, bad options), ENOMEM.
  */
 MPROC_API int mproc_queue_create(mproc_queue **out, size_t maxsize,
                                  const mproc_queue_options *opts);
