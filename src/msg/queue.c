@@ -34,6 +34,7 @@
 #include "sync/robust_mutex.h"
 
 #define RESERVE_STEP ((size_t)1 << 20) /* named queues reserve the ring 1 MiB at a time */
+#define NOWAIT_GRACE 0.002            /* see put_waiting in shm/layout.h */
 
 static inline size_t record_bytes(size_t len) {
     return sizeof(struct mproc__queue_record) + ((len + 7) & ~(size_t)7);
@@ -231,14 +232,19 @@ int mproc_queue_close(mproc_queue *queue) {
 
 /* Takes a side's lock within the deadline.  0 (EOWNERDEAD folded in: no
  * repair is needed, see above; *owner_died tells joinable gets), ETIMEDOUT,
- * or another code from the mutex. */
-static int side_lock(pthread_mutex_t *mutex, const mproc__deadline *deadline,
-                     bool *owner_died) {
+ * or another code from the mutex.  With a deadline of "now", a holder that
+ * is only copying is waited for briefly (see put_waiting in shm/layout.h). */
+static int side_lock(pthread_mutex_t *mutex, _Atomic uint32_t *holder_waiting,
+                     const mproc__deadline *deadline, bool *owner_died) {
     int rc = pthread_mutex_trylock(mutex);
     if (MPROC__LIKELY(rc == 0))
         return 0;
-    rc = mproc__rmutex_acquire_slow(mutex, rc,
-                                    deadline->now ? 0.0 : mproc__deadline_remaining(deadline));
+    double timeout = mproc__deadline_remaining(deadline);
+    if (deadline->now)
+        timeout = rc == EBUSY && atomic_load_explicit(holder_waiting, memory_order_relaxed) == 0
+                      ? NOWAIT_GRACE
+                      : 0.0;
+    rc = mproc__rmutex_acquire_slow(mutex, rc, timeout);
     if (rc == EOWNERDEAD) {
         if (owner_died != NULL)
             *owner_died = true;
@@ -326,7 +332,7 @@ int mproc_queue_put(mproc_queue *queue, const void *msg, size_t len, double time
     struct mproc__queue_body *body = queue->body;
     if (is_shut(body))
         return MPROC_E_CLOSED;
-    int rc = side_lock(&body->put_lock, &deadline, NULL);
+    int rc = side_lock(&body->put_lock, &body->put_waiting, &deadline, NULL);
     if (rc != 0)
         return rc == ETIMEDOUT ? MPROC_E_FULL : rc;
 
@@ -362,9 +368,11 @@ int mproc_queue_put(mproc_queue *queue, const void *msg, size_t len, double time
             rc = MPROC_E_CLOSED;
             goto out;
         }
-        if (wait_for_other_side(body, &body->head, head, &body->not_full,
-                                &body->not_full_waiters, &deadline) == ETIMEDOUT &&
-            atomic_load_explicit(&body->head, memory_order_acquire) == head) {
+        atomic_store_explicit(&body->put_waiting, 1, memory_order_relaxed);
+        int waited = wait_for_other_side(body, &body->head, head, &body->not_full,
+                                         &body->not_full_waiters, &deadline);
+        atomic_store_explicit(&body->put_waiting, 0, memory_order_relaxed);
+        if (waited == ETIMEDOUT && atomic_load_explicit(&body->head, memory_order_acquire) == head) {
             rc = MPROC_E_FULL;
             goto out;
         }
@@ -440,7 +448,7 @@ static int get_impl(mproc_queue *queue, void *buf, size_t cap, size_t *len, void
         return EINVAL;
     struct mproc__queue_body *body = queue->body;
     bool owner_died = false;
-    int rc = side_lock(&body->get_lock, &deadline, &owner_died);
+    int rc = side_lock(&body->get_lock, &body->get_waiting, &deadline, &owner_died);
     if (rc != 0)
         return rc == ETIMEDOUT ? (is_shut(body) ? MPROC_E_CLOSED : MPROC_E_EMPTY) : rc;
     struct mproc__queue_consumer *rec = NULL;
@@ -466,8 +474,11 @@ static int get_impl(mproc_queue *queue, void *buf, size_t cap, size_t *len, void
             rc = MPROC_E_CLOSED;
             goto out;
         }
-        if (wait_for_other_side(body, &body->tail, real, &body->not_empty,
-                                &body->not_empty_waiters, &deadline) == ETIMEDOUT) {
+        atomic_store_explicit(&body->get_waiting, 1, memory_order_relaxed);
+        int waited = wait_for_other_side(body, &body->tail, real, &body->not_empty,
+                                         &body->not_empty_waiters, &deadline);
+        atomic_store_explicit(&body->get_waiting, 0, memory_order_relaxed);
+        if (waited == ETIMEDOUT) {
             tail = atomic_load_explicit(&body->tail, memory_order_acquire);
             if ((uint32_t)tail != hpos)
                 break;

@@ -319,6 +319,13 @@ _Static_assert(sizeof(struct mproc__array_body) == 128, "array body frozen");
  * mutex), so one wake is enough.  Sleeps are sliced (50 ms): a waker killed
  * between its commit and its wake costs one slice.
  *
+ * put_waiting / get_waiting — 1 while the side's lock holder waits for the
+ *   other side (room / a message).  A non-blocking call that finds the lock
+ *   busy reads it: waiting means the queue is full / empty now, so it answers
+ *   at once; otherwise the holder is only copying, and it waits for it (at
+ *   most MPROC__QUEUE_NOWAIT_GRACE) rather than report a state the queue is
+ *   not in.  A holder killed while waiting leaves it 1 until the next holder
+ *   waits and clears it: a few nowait calls may answer early meanwhile.
  * state — SHUTDOWN bit, set once.
  * committed — ring bytes [0, committed) reserved in the file (named queues
  *   reserve lazily, in steps, before writing; only the put lock holder
@@ -350,13 +357,15 @@ struct mproc__queue_body {
     alignas(8) _Atomic uint64_t tail;
     uint64_t cached_head;    /* put lock holder's last view of head */
     uint64_t committed;
-    uint8_t reserved1[128 - 40 - 24];
+    _Atomic uint32_t put_waiting; /* the put lock holder waits for room */
+    uint8_t reserved1[128 - 40 - 28];
     /* consumers: 256 */
     pthread_mutex_t get_lock;
     alignas(8) _Atomic uint64_t head;
     uint64_t cached_tail;    /* get lock holder's last view of tail */
     _Atomic uint32_t get_holder;
-    uint8_t reserved2[128 - 40 - 20];
+    _Atomic uint32_t get_waiting; /* the get lock holder waits for a message */
+    uint8_t reserved2[128 - 40 - 24];
     /* eventcounts: 384 */
     _Atomic uint32_t not_empty;
     _Atomic uint32_t not_empty_waiters;
