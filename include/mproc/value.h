@@ -15,10 +15,10 @@
  *                                   it, and several objects may share one;
  *   opts->flags & MPROC_RAW         no lock at all (RawValue/RawArray, lock=False):
  *                                   acquire/release return ENOTSUP.
- * get/set and read/write hold the lock for the copy (unless raw).  As in
- * Python, a read-modify-write such as `v += 1` is not atomic by itself: hold
- * the lock across it (mproc_value_acquire/release, or MPROC_WITH on
- * mproc_value_lock() / mproc_value_rlock()).
+ * get/set and read/write hold the lock for the copy (unless raw; a thread
+ * that already holds a given Lock copies under its hold).  As in Python, a
+ * read-modify-write such as `v += 1` is not atomic by itself: hold the lock
+ * across it (mproc_value_acquire/release, or MPROC_WITH(value)).
  *
  * Direct access: mproc_value_ptr() / mproc_array_data() give the storage
  * itself (aligned for the type; 64-byte aligned), for code that holds the lock

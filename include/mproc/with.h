@@ -19,13 +19,15 @@
  *   }
  *
  * `lock` is an mproc_lock *, an mproc_rlock *, an mproc_condition * (its
- * lock) or an mproc_semaphore * (one permit).  The body of MPROC_WITH is
- * the body of a one-pass `for` loop: a `break` or `continue` inside it leaves
- * the with-block itself (releasing the lock), not a loop around it, as with
- * the Linux kernel's scoped_guard().  Use MPROC_GUARD when the body must break
- * out of an enclosing loop.  The body is skipped when the acquire fails; an
- * EOWNERDEAD acquire runs it (the lock is held), so check rc with
- * MPROC_WITH_RC where the protected data may need repair.
+ * lock), an mproc_semaphore * (one permit), or an mproc_value * /
+ * mproc_array * (its own RLock or the lock it was given; a raw one has none:
+ * the acquire fails with ENOTSUP and the body is skipped).  The body of
+ * MPROC_WITH is the body of a one-pass `for` loop: a `break` or `continue`
+ * inside it leaves the with-block itself (releasing the lock), not a loop
+ * around it, as with the Linux kernel's scoped_guard().  Use MPROC_GUARD
+ * when the body must break out of an enclosing loop.  The body is skipped
+ * when the acquire fails; an EOWNERDEAD acquire runs it (the lock is held),
+ * so check rc with MPROC_WITH_RC where the protected data may need repair.
  */
 #ifndef MPROC_WITH_H
 #define MPROC_WITH_H
@@ -36,6 +38,7 @@
 #include <mproc/rlock.h>
 #include <mproc/condition.h>
 #include <mproc/semaphore.h>
+#include <mproc/value.h>
 
 MPROC_EXTERN_C_BEGIN
 
@@ -68,6 +71,14 @@ static inline int mproc__scope_release_semaphore(void *obj) {
     return mproc_semaphore_release((mproc_semaphore *)obj, 1);
 }
 
+static inline int mproc__scope_release_value(void *obj) {
+    return mproc_value_release((mproc_value *)obj);
+}
+
+static inline int mproc__scope_release_array(void *obj) {
+    return mproc_array_release((mproc_array *)obj);
+}
+
 static inline mproc__scope mproc__scope_held(int (*release)(void *), void *obj, int rc) {
     mproc__scope scope;
     int held = rc == 0 || rc == EOWNERDEAD;
@@ -98,6 +109,16 @@ static inline mproc__scope mproc__scope_enter_semaphore(mproc_semaphore *sem) {
                              mproc_semaphore_acquire(sem, MPROC_FOREVER));
 }
 
+static inline mproc__scope mproc__scope_enter_value(mproc_value *value) {
+    return mproc__scope_held(mproc__scope_release_value, value,
+                             mproc_value_acquire(value, MPROC_FOREVER));
+}
+
+static inline mproc__scope mproc__scope_enter_array(mproc_array *array) {
+    return mproc__scope_held(mproc__scope_release_array, array,
+                             mproc_array_acquire(array, MPROC_FOREVER));
+}
+
 MPROC_EXTERN_C_END
 
 #ifdef __cplusplus
@@ -113,13 +134,21 @@ static inline mproc__scope mproc__scope_enter(mproc_condition *cond) {
 static inline mproc__scope mproc__scope_enter(mproc_semaphore *sem) {
     return mproc__scope_enter_semaphore(sem);
 }
+static inline mproc__scope mproc__scope_enter(mproc_value *value) {
+    return mproc__scope_enter_value(value);
+}
+static inline mproc__scope mproc__scope_enter(mproc_array *array) {
+    return mproc__scope_enter_array(array);
+}
 #define MPROC__SCOPE_ENTER(obj) mproc__scope_enter(obj)
 #else
 #define MPROC__SCOPE_ENTER(obj)                                                            \
     _Generic((obj), mproc_lock *: mproc__scope_enter_lock,                                 \
              mproc_rlock *: mproc__scope_enter_rlock,                                      \
              mproc_condition *: mproc__scope_enter_condition,                              \
-             mproc_semaphore *: mproc__scope_enter_semaphore)(obj)
+             mproc_semaphore *: mproc__scope_enter_semaphore,                              \
+             mproc_value *: mproc__scope_enter_value,                                      \
+             mproc_array *: mproc__scope_enter_array)(obj)
 #endif
 
 #define MPROC__CAT2(a, b) a##b
