@@ -14,5 +14,7 @@ int mproc_demo_counter(int argc, char **argv);
 int mproc_demo_terminal(int argc, char **argv);
 int mproc_demo_event(int argc, char **argv);
 int mproc_demo_threads(int argc, char **argv);
+int mproc_demo_producer_consumer(int argc, char **argv);
+int mproc_demo_shared_value(int argc, char **argv);
 
 #endif

@@ -23,6 +23,12 @@ static const struct demo demos[] = {
      mproc_demo_event},
     {"threads", "100 threads each take 1 from 100 under a Lock, ending at 0 (--unsafe loses 99)",
      mproc_demo_threads},
+    {"producer-consumer", "producers put buns on a Queue, consumers eat each exactly once "
+                          "(--joinable: JoinableQueue)",
+     mproc_demo_producer_consumer},
+    {"shared-value", "processes count in a shared Value and fill a shared Array, each under "
+                     "its own lock",
+     mproc_demo_shared_value},
 };
 enum { NDEMOS = sizeof demos / sizeof demos[0] };
 
@@ -42,7 +48,7 @@ static const struct demo *find(const char *name) {
 
 static void list(void) {
     for (int i = 0; i < NDEMOS; i++)
-        printf("%-10s %s\n", demos[i].name, demos[i].summary);
+        printf("%-17s %s\n", demos[i].name, demos[i].summary);
 }
 
 /* Runs `d` with argv {"mproc demo NAME", args...}; argv[0] is overwritten. */
