@@ -127,7 +127,9 @@ MPROC_API int mproc_queue_put_nowait(mproc_queue *queue, const void *msg, size_t
  * Takes the oldest message into `buf` (`cap` bytes; buf may be NULL when cap
  * is 0) and stores its length in *len.  Waits up to `timeout` seconds.
  * Returns 0, MPROC_E_EMPTY, MPROC_E_CLOSED (shut down and drained), ENOBUFS
- * (message left queued, *len = its length), EINVAL, MPROC_E_CORRUPT.
+ * (message left queued, *len = its length), EINVAL, MPROC_E_CORRUPT; for a
+ * JoinableQueue also EAGAIN (every consumer record is held by a live process
+ * other than this one: the message stays queued; returned at once).
  */
 MPROC_API int mproc_queue_get(mproc_queue *queue, void *buf, size_t cap, size_t *len,
                               double timeout);
@@ -152,8 +154,8 @@ MPROC_API size_t mproc_queue_max_message(const mproc_queue *queue);
 MPROC_API int mproc_queue_shutdown(mproc_queue *queue);
 
 /* JoinableQueue: marks one item got by this process as done.  Returns 0,
- * EOVERFLOW (more task_done calls than items this process got), EINVAL (not
- * a joinable queue), EAGAIN (no consumer record free). */
+ * EOVERFLOW (more task_done calls than items this process got, including
+ * none at all), EINVAL (not a joinable queue). */
 MPROC_API int mproc_queue_task_done(mproc_queue *queue);
 
 /* JoinableQueue: waits up to `timeout` seconds until every task put is done.

@@ -261,8 +261,11 @@ int mproc_queue_join(mproc_queue *queue, double timeout) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec > next_reap.tv_sec ||
             (now.tv_sec == next_reap.tv_sec && now.tv_nsec >= next_reap.tv_nsec)) {
-            rc = reap(queue, &deadline);
-            if (rc != 0)
+            /* A busy registry (someone else reaping or claiming) only
+             * postpones our reap to the next slice: never a reason to fail. */
+            mproc__deadline at_once = {.now = true};
+            rc = reap(queue, &at_once);
+            if (rc != 0 && rc != ETIMEDOUT)
                 break;
             mproc__deadline unbounded = {.forever = true};
             mproc__slice_end(&unbounded, MPROC_QUEUE_LIVENESS_MS, &next_reap);

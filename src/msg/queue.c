@@ -452,14 +452,8 @@ static int get_impl(mproc_queue *queue, void *buf, size_t cap, size_t *len, void
     if (rc != 0)
         return rc == ETIMEDOUT ? (is_shut(body) ? MPROC_E_CLOSED : MPROC_E_EMPTY) : rc;
     struct mproc__queue_consumer *rec = NULL;
-    if (queue->kind == MPROC__KIND_JOINABLE_QUEUE) {
-        if (MPROC__UNLIKELY(owner_died))
-            mproc__queue_settle_pending(queue);
-        rc = mproc__queue_my_record(queue, &rec);
-        if (rc != 0)
-            goto out;
-        atomic_store_explicit(&body->get_holder, queue->rec_index + 1, memory_order_relaxed);
-    }
+    if (MPROC__UNLIKELY(owner_died) && queue->kind == MPROC__KIND_JOINABLE_QUEUE)
+        mproc__queue_settle_pending(queue);
 
     uint64_t head = atomic_load_explicit(&body->head, memory_order_relaxed); /* ours */
     uint32_t hpos = (uint32_t)head, get_seq = (uint32_t)(head >> 32);
@@ -499,6 +493,14 @@ static int get_impl(mproc_queue *queue, void *buf, size_t cap, size_t *len, void
     if (rc != 0)
         goto out;
     *len = msg_len;
+    if (queue->kind == MPROC__KIND_JOINABLE_QUEUE) {
+        /* Claimed only now: a process that never takes a message holds no
+         * record.  EAGAIN leaves the message queued. */
+        rc = mproc__queue_my_record(queue, &rec);
+        if (rc != 0)
+            goto out;
+        atomic_store_explicit(&body->get_holder, queue->rec_index + 1, memory_order_relaxed);
+    }
     if (alloc != NULL) {
         buf = malloc(msg_len != 0 ? msg_len : 1);
         if (buf == NULL) {
