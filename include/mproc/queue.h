@@ -56,7 +56,10 @@
  *
  * A consumer is waiting whenever it holds the get lock with nothing to take,
  * so a non-blocking get while another consumer waits returns MPROC_E_EMPTY
- * (as Python's get_nowait behind a blocked get).
+ * (as Python's get_nowait behind a blocked get); likewise a non-blocking put
+ * behind a producer waiting for room returns MPROC_E_FULL.  A non-blocking
+ * call that meets a holder merely copying a message waits for it (up to 1 s,
+ * a big message's copy) rather than report a state the queue is not in.
  */
 #ifndef MPROC_QUEUE_H
 #define MPROC_QUEUE_H

@@ -34,7 +34,8 @@
 #include "sync/robust_mutex.h"
 
 #define RESERVE_STEP ((size_t)1 << 20) /* named queues reserve the ring 1 MiB at a time */
-#define NOWAIT_GRACE 0.002            /* see put_waiting in shm/layout.h */
+#define NOWAIT_SLICE 0.001            /* see side_lock */
+#define NOWAIT_MAX 1.0
 
 static inline size_t record_bytes(size_t len) {
     return sizeof(struct mproc__queue_record) + ((len + 7) & ~(size_t)7);
@@ -232,20 +233,38 @@ int mproc_queue_close(mproc_queue *queue) {
 
 /* Takes a side's lock within the deadline.  0 (EOWNERDEAD folded in: no
  * repair is needed, see above; *owner_died tells joinable gets), ETIMEDOUT,
- * or another code from the mutex.  With a deadline of "now", a holder that
- * is only copying is waited for briefly (see put_waiting in shm/layout.h). */
+ * or another code from the mutex.
+ *
+ * With a deadline of "now" (put_nowait, get_nowait) a busy lock is not an
+ * answer by itself: a holder that waits for the other side (holder_waiting)
+ * means the queue is full / empty now, but one that is only copying will
+ * be done in a moment, so we wait for it, a NOWAIT_SLICE at a time, looking
+ * again at holder_waiting between slices (it may begin to wait meanwhile),
+ * NOWAIT_MAX at most in all.  See put_waiting in shm/layout.h. */
 static int side_lock(pthread_mutex_t *mutex, _Atomic uint32_t *holder_waiting,
                      const mproc__deadline *deadline, bool *owner_died) {
     int rc = pthread_mutex_trylock(mutex);
     if (MPROC__LIKELY(rc == 0))
         return 0;
-    double timeout = mproc__deadline_remaining(deadline);
-    if (deadline->now)
-        timeout = rc == EBUSY && atomic_load_explicit(holder_waiting, memory_order_relaxed) == 0
-                      ? NOWAIT_GRACE
-                      : 0.0;
-    rc = mproc__rmutex_acquire_slow(mutex, rc, timeout);
+    if (!deadline->now) {
+        rc = mproc__rmutex_acquire_slow(mutex, rc, mproc__deadline_remaining(deadline));
+    } else {
+        mproc__deadline cap;
+        mproc__deadline_init(&cap, NOWAIT_MAX);
+        while (rc == EBUSY) {
+            if (atomic_load_explicit(holder_waiting, memory_order_acquire) != 0 ||
+                mproc__deadline_expired(&cap))
+                return ETIMEDOUT;
+            rc = mproc__rmutex_acquire_slow(mutex, EBUSY, NOWAIT_SLICE);
+            if (rc == ETIMEDOUT)
+                rc = EBUSY;
+        }
+        if (rc != 0 && rc != EOWNERDEAD)
+            rc = mproc__rmutex_acquire_slow(mutex, rc, 0.0);
+    }
     if (rc == EOWNERDEAD) {
+        /* The dead holder may have died waiting: its flag is ours to clear. */
+        atomic_store_explicit(holder_waiting, 0, memory_order_relaxed);
         if (owner_died != NULL)
             *owner_died = true;
         return 0;
@@ -301,6 +320,12 @@ static inline bool is_shut(const struct mproc__queue_body *body) {
            MPROC__QUEUE_SHUTDOWN;
 }
 
+/* Gets answer CLOSED only once nothing is left to drain. */
+static bool shut_and_drained(struct mproc__queue_body *body) {
+    return is_shut(body) && (uint32_t)atomic_load_explicit(&body->tail, memory_order_acquire) ==
+                                (uint32_t)atomic_load_explicit(&body->head, memory_order_acquire);
+}
+
 /* ---- put ---- */
 
 /* Reserves ring bytes [0, high) in the file of a named queue (put lock held). */
@@ -334,7 +359,7 @@ int mproc_queue_put(mproc_queue *queue, const void *msg, size_t len, double time
         return MPROC_E_CLOSED;
     int rc = side_lock(&body->put_lock, &body->put_waiting, &deadline, NULL);
     if (rc != 0)
-        return rc == ETIMEDOUT ? MPROC_E_FULL : rc;
+        return rc != ETIMEDOUT ? rc : is_shut(body) ? MPROC_E_CLOSED : MPROC_E_FULL;
 
     uint32_t need = (uint32_t)record_bytes(len);
     uint64_t tail = atomic_load_explicit(&body->tail, memory_order_relaxed); /* ours */
@@ -450,7 +475,7 @@ static int get_impl(mproc_queue *queue, void *buf, size_t cap, size_t *len, void
     bool owner_died = false;
     int rc = side_lock(&body->get_lock, &body->get_waiting, &deadline, &owner_died);
     if (rc != 0)
-        return rc == ETIMEDOUT ? (is_shut(body) ? MPROC_E_CLOSED : MPROC_E_EMPTY) : rc;
+        return rc != ETIMEDOUT ? rc : shut_and_drained(body) ? MPROC_E_CLOSED : MPROC_E_EMPTY;
     struct mproc__queue_consumer *rec = NULL;
     if (MPROC__UNLIKELY(owner_died) && queue->kind == MPROC__KIND_JOINABLE_QUEUE)
         mproc__queue_settle_pending(queue);
@@ -594,8 +619,8 @@ int mproc_queue_full(const mproc_queue *queue, int *full) {
     snapshot(queue, &head, &tail);
     uint32_t count = (uint32_t)(tail >> 32) - (uint32_t)(head >> 32);
     uint32_t used = (uint32_t)tail - (uint32_t)head;
-    *full = queue->maxsize != 0 ? count >= queue->maxsize
-                                : queue->capacity - used < sizeof(struct mproc__queue_record);
+    *full = (queue->maxsize != 0 && count >= queue->maxsize) ||
+            queue->capacity - used < sizeof(struct mproc__queue_record);
     return 0;
 }
 

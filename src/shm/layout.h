@@ -322,10 +322,10 @@ _Static_assert(sizeof(struct mproc__array_body) == 128, "array body frozen");
  * put_waiting / get_waiting — 1 while the side's lock holder waits for the
  *   other side (room / a message).  A non-blocking call that finds the lock
  *   busy reads it: waiting means the queue is full / empty now, so it answers
- *   at once; otherwise the holder is only copying, and it waits for it (at
- *   most MPROC__QUEUE_NOWAIT_GRACE) rather than report a state the queue is
- *   not in.  A holder killed while waiting leaves it 1 until the next holder
- *   waits and clears it: a few nowait calls may answer early meanwhile.
+ *   at once; otherwise the holder is only copying, and the call waits for it
+ *   (queue.c side_lock) rather than report a state the queue is not in.  A
+ *   holder killed while waiting leaves it 1 until the next holder, which got
+ *   EOWNERDEAD, clears it.
  * state — SHUTDOWN bit, set once.
  * committed — ring bytes [0, committed) reserved in the file (named queues
  *   reserve lazily, in steps, before writing; only the put lock holder
