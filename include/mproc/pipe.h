@@ -22,10 +22,14 @@
  * Named pipes: mproc_pipe_open(name, MPROC_CREATE) listens under the name;
  * the one other process that opens it (MPROC_ATTACH) gets the other end of a
  * duplex pipe; the first operation on the creating end waits (within its
- * timeout) for that peer.  The name is removed as soon as the peer connects.
+ * timeout) for that peer.  The name is removed as soon as the peer connects
+ * (a later opener finds nothing; one that connected before that gets
+ * MPROC_E_EOF).  Make the creating end's first call before forking children
+ * that share it: only the process that takes the peer gets it.
  *
  * Sizes: the largest message is what one socket record can carry (about
- * 200 KiB with the default net.core.wmem_max; mproc_conn_max_message() says).
+ * 200 KiB with the default net.core.wmem_max, 256 KiB at most;
+ * mproc_conn_max_message() says).
  */
 #ifndef MPROC_PIPE_H
 #define MPROC_PIPE_H
@@ -55,7 +59,10 @@ MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, int duplex,
  * MPROC_ATTACH connects to the process listening under the name (ENOENT if
  * none); MPROC_CREATE listens if nobody does, else connects;
  * MPROC_CREATE | MPROC_EXCL listens or fails with EEXIST.  A listener that
- * died is detected and its name replaced.  Name codes as mproc_lock_open(). */
+ * died is detected and its name replaced.  Name codes as mproc_lock_open(),
+ * but a socket's path is short: names longer than 92 characters are
+ * ENAMETOOLONG.  Also MPROC_E_KIND (another kind's object has the name) and
+ * EBUSY (the listener has too many connections waiting). */
 MPROC_API int mproc_pipe_open(mproc_conn **out, const char *name, int flags,
                               const mproc_pipe_options *opts);
 
@@ -63,7 +70,7 @@ MPROC_API int mproc_pipe_open(mproc_conn **out, const char *name, int flags,
  * Sends one message of `len` bytes (msg may be NULL when len is 0), waiting
  * up to `timeout` seconds for room.  Returns 0, MPROC_E_EOF (the peer end is
  * closed everywhere: nobody can receive it), EMSGSIZE, EBADF (receive-only
- * end), ETIMEDOUT, EINVAL.
+ * end), ETIMEDOUT, EINVAL, ENOMEM (the kernel could not allocate it).
  */
 MPROC_API int mproc_conn_send(mproc_conn *conn, const void *msg, size_t len, double timeout);
 
@@ -76,19 +83,23 @@ MPROC_API int mproc_conn_send(mproc_conn *conn, const void *msg, size_t len, dou
 MPROC_API int mproc_conn_recv(mproc_conn *conn, void *buf, size_t cap, size_t *len,
                               double timeout);
 
-/* As mproc_conn_recv, into a buffer it allocates (free() it). */
+/* As mproc_conn_recv, into a buffer it allocates (free() it): exactly the
+ * message's length, never NULL on success (even for an empty message); *msg
+ * is NULL on failure.  Also ENOMEM (the message is left in the pipe). */
 MPROC_API int mproc_conn_recv_alloc(mproc_conn *conn, void **msg, size_t *len, double timeout);
 
 /* *ready = 1 when a recv would not block (a message or EOF is there), else 0
- * after `timeout` seconds.  Never consumes anything.  Returns 0, EBADF,
- * EINVAL. */
+ * after `timeout` seconds (also when a named creating end's peer did not
+ * come in time).  Never consumes anything.  Returns 0, EBADF, EINVAL. */
 MPROC_API int mproc_conn_poll(mproc_conn *conn, double timeout, int *ready);
 
 /* Largest message this end can send. */
 MPROC_API size_t mproc_conn_max_message(const mproc_conn *conn);
 
 /* The end's file descriptor, for poll()/epoll with other sources (do not
- * read or write it directly); -1 for NULL. */
+ * read or write it directly); -1 for NULL.  A named creating end keeps the
+ * number, but it is the listening socket until the peer is taken (by a
+ * send, recv or poll), and the connection after that. */
 MPROC_API int mproc_conn_fileno(const mproc_conn *conn);
 
 /* Closes this process's copy of the end and frees the handle.  Returns 0 or
