@@ -35,6 +35,13 @@
 
 #define RESERVE_STEP ((size_t)1 << 20) /* named queues reserve the ring 1 MiB at a time */
 #define NOWAIT_SLICE 0.001            /* see side_lock */
+/* Early wrap (see put): with at most HOT_WINDOW / 4 bytes queued, a producer
+ * past HOT_WINDOW goes back to offset 0, looking every HOT_CHECK bytes.  A
+ * ring much larger than the caches otherwise streams every message through
+ * memory: 4 KiB messages ran at 3.3 GB/s with a 64 MiB ring and 9-12 GB/s
+ * with this (bench queue_1p1c_4k).  Only rings of 4 windows or more. */
+#define HOT_WINDOW ((uint32_t)1 << 20)
+#define HOT_CHECK ((uint32_t)1 << 18)
 #define NOWAIT_MAX 1.0
 
 static inline size_t record_bytes(size_t len) {
@@ -368,6 +375,16 @@ int mproc_queue_put(mproc_queue *queue, const void *msg, size_t len, double time
     uint32_t to_end = (uint32_t)queue->capacity - off;
     uint32_t total = need <= to_end ? need : to_end + need; /* PAD to the end, then at 0 */
     uint64_t head = body->cached_head;
+    if (queue->capacity >= 4 * HOT_WINDOW && off >= HOT_WINDOW && total == need &&
+        (off & ~(HOT_CHECK - 1)) != ((off + need - 1) & ~(HOT_CHECK - 1))) {
+        /* Early wrap: consumers keep up (little is queued), so go back to
+         * offset 0 now and keep the bytes in use within a cache-sized
+         * window, instead of streaming through the whole capacity. */
+        head = body->cached_head = atomic_load_explicit(&body->head, memory_order_acquire);
+        uint32_t used = tpos - (uint32_t)head;
+        if (used <= queue->capacity && used + need <= HOT_WINDOW / 4 && used + need <= off)
+            total = to_end + need;
+    }
     for (;;) {
         uint32_t used = tpos - (uint32_t)head;
         uint32_t count = put_seq - (uint32_t)(head >> 32);
@@ -407,12 +424,14 @@ int mproc_queue_put(mproc_queue *queue, const void *msg, size_t len, double time
         rc = MPROC_E_CLOSED;
         goto out;
     }
-    rc = reserve_ring(queue, need <= to_end ? (uint64_t)off + need : queue->capacity);
+    /* A PAD needs only its header reserved: the message goes to [0, need),
+     * which the first lap reserved already (need <= off). */
+    rc = reserve_ring(queue, (uint64_t)off + (total == need ? need : sizeof(struct mproc__queue_record)));
     if (rc != 0)
         goto out;
 
     unsigned char *at = queue->ring + off;
-    if (need > to_end) {
+    if (total != need) {
         struct mproc__queue_record pad = {.len = to_end, .kind = MPROC__QUEUE_PAD};
         memcpy(at, &pad, sizeof pad);
         at = queue->ring;

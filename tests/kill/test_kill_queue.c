@@ -103,6 +103,11 @@
 #define KILLS 520                     /* parent's SIGKILLs per queue run (>= 500) */
 #define JOINABLE_KILLS 200            /* the shorter JoinableQueue runs */
 #define CAPACITY ((size_t)64 << 10)   /* ring bytes */
+/* The named plain-queue run uses a ring big enough for queue.c's early wrap
+ * (4 windows of 1 MiB): with at most MAXSIZE small messages queued, its
+ * producers go back to offset 0 after each MiB, through a PAD. */
+#define EARLY_WRAP_CAPACITY ((size_t)4 << 20)
+static size_t run_capacity = CAPACITY;
 #define MAXSIZE 32                    /* messages */
 #define MAX_CONSUMERS 8               /* joinable records: dead ones get reaped often */
 #define MSG_MAX 4096
@@ -726,9 +731,10 @@ static void print_summary(const struct state *st, const struct gens *g, const st
            (unsigned long long)t->drained, (unsigned long long)t->lost,
            (unsigned long long)t->ambiguous, (unsigned long long)t->intent_arrived,
            (unsigned long long)t->intent_absent, (unsigned long long)t->refused);
-    printf("  ring wrapped ~%llu times; producers found it full %llu times; FULL/CLOSED while "
-           "stopping: %llu\n",
-           (unsigned long long)(st->ring_bytes / CAPACITY), (unsigned long long)st->found_full,
+    printf("  %llu MiB through a %zu KiB ring; producers found it full %llu times; FULL/CLOSED "
+           "while stopping: %llu\n",
+           (unsigned long long)(st->ring_bytes >> 20), run_capacity >> 10,
+           (unsigned long long)st->found_full,
            (unsigned long long)st->excused);
     printf("  longest put %.1f ms, get %.1f ms; longest gap between puts %.1f ms, gets %.1f ms; "
            "gaps over 100 ms: %llu\n",
@@ -754,7 +760,8 @@ static void run(bool named, bool joinable, int kills) {
     fflush(stdout);
     uint64_t rng = seed | 1;
     struct run r = {.st = t_shared(sizeof(struct state)), .joinable = joinable};
-    r.opts.capacity = CAPACITY;
+    run_capacity = named && !joinable ? EARLY_WRAP_CAPACITY : CAPACITY;
+    r.opts.capacity = run_capacity;
     if (joinable) {
         r.opts.flags = MPROC_QUEUE_JOINABLE;
         r.opts.max_consumers = MAX_CONSUMERS;
