@@ -13,6 +13,10 @@ ARGS        ?=
 DEPS_BUILD = cmake:cmake ninja:ninja-build gcc:gcc g++:g++ pkg-config:pkg-config nm:binutils
 DEPS_TEST  = $(DEPS_BUILD) python3:python3
 DEPS_HDRS  = /usr/include/criterion/criterion.h:libcriterion-dev
+# The bench's peers (Boost.Interprocess is header-only) and python3 for the
+# Python ones.  Without them mproc-bench still builds and skips those peers.
+DEPS_BENCH = /usr/include/boost/interprocess/ipc/message_queue.hpp:libboost-dev \
+             /usr/include/zmq.h:libzmq3-dev python3:python3
 
 .PHONY: all build deps demo test test-asan test-tsan bench valgrind install clean
 
@@ -38,7 +42,7 @@ test: build
 test-asan: | deps
 	@test -f $(BUILD_ASAN)/build.ninja || cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=address -DMPROC_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) -LE no-sanitizer
 
 test-tsan: | deps
@@ -49,11 +53,18 @@ test-tsan: | deps
 
 valgrind: build
 	@set -e; for t in test_lock_threads test_rlock_threads test_with test_segment test_names test_error \
-		test_semaphore_threads test_event_threads test_condition_threads test_barrier_threads; do \
+		test_semaphore_threads test_event_threads test_condition_threads test_barrier_threads \
+		test_value_threads test_queue_threads test_joinable_threads test_pipe_threads; do \
 		echo "valgrind $$t"; \
 		valgrind -q --error-exitcode=9 --trace-children=yes $(BUILD)/bin/$$t --jobs 1; done
 
-bench: build
+# Installs the peers first, then configures again (an existing build dir keeps
+# its settings) so that peers installed just now are found, then builds.
+bench: | deps
+	@scripts/ensure-deps.sh $(DEPS_BENCH)
+	@if test -f $(BUILD)/build.ninja; then cmake -S . -B $(BUILD) >/dev/null; \
+	else cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS); fi
+	cmake --build $(BUILD) -j $(JOBS) --target mproc-bench
 	$(BUILD)/bin/mproc-bench $(ARGS)
 
 install: build
