@@ -17,6 +17,7 @@
 #include <mproc/shm.h>
 #include <mproc/queue.h>
 #include <mproc/pipe.h>
+#include <mproc/process.h>
 #include <mproc/with.h>
 
 #endif
