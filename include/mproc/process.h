@@ -98,7 +98,7 @@ MPROC_API const char *mproc_process_name(const mproc_process *process);
 MPROC_API int mproc_process_daemon(const mproc_process *process);
 
 /* SIGTERM / SIGKILL to the child.  0 also when it already ended (nothing
- * sent); ESRCH before start; EINVAL. */
+ * sent); ESRCH before start; ECHILD (not our child); EINVAL. */
 MPROC_API int mproc_process_terminate(mproc_process *process);
 MPROC_API int mproc_process_kill(mproc_process *process);
 

@@ -191,6 +191,10 @@ static _Noreturn void child_main(mproc_process *p, int parent) {
     self.daemon = p->daemon;
     self.parent_pid = parent;
     self.counter = 0;
+    /* Our copy of our own handle: running, with our pid (so joining it is
+     * EDEADLK, as Python's "can only join a child process"). */
+    atomic_store_explicit(&p->pid, (int)getpid(), memory_order_relaxed);
+    atomic_store_explicit(&p->state, STATE_RUNNING, memory_order_relaxed);
     int code = p->target(p->arg);
     exit_children();
     fflush(NULL);
@@ -246,7 +250,8 @@ static void wait_end(mproc_process *p, const mproc__deadline *deadline, long *st
     double left = mproc__deadline_remaining(deadline);
     if (fd >= 0) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        poll(&pfd, 1, (int)(left * 1000.0 + 0.999)); /* EINTR: look again */
+        double ms = left * 1000.0 + 0.999; /* the caller loops: a cap is only a slice */
+        poll(&pfd, 1, ms > 3600e3 ? 3600 * 1000 : (int)ms); /* EINTR: look again */
         return;
     }
     long us = *step_us;
@@ -418,18 +423,25 @@ void mproc_join_children_at_exit(int enable) {
 static void exit_children(void) {
     if (!atomic_load_explicit(&self.join_at_exit, memory_order_relaxed))
         return;
-    enum { MAX = 1024 };
-    mproc_process *running[MAX];
-    unsigned n = 0;
-    if (mproc_active_children(running, MAX, &n) != 0)
-        return;
-    if (n > MAX)
-        n = MAX;
+    unsigned n = 0, cap = 0;
+    mproc_process **running = NULL;
+    for (;;) {
+        if (mproc_active_children(running, cap, &n) != 0)
+            return;
+        if (n <= cap)
+            break;
+        free(running);
+        cap = n + 16;
+        running = malloc(cap * sizeof *running);
+        if (running == NULL)
+            return;
+    }
     for (unsigned i = 0; i < n; i++)
         if (running[i]->daemon)
             mproc_process_terminate(running[i]);
     for (unsigned i = 0; i < n; i++)
         mproc_process_join(running[i], MPROC_FOREVER);
+    free(running);
 }
 
 static void at_exit(void) {

@@ -29,6 +29,9 @@ static const struct demo demos[] = {
     {"shared-value", "processes count in a shared Value and fill a shared Array, each under "
                      "its own lock",
      mproc_demo_shared_value},
+    {"process", "a tour of Process: daemons end with their parent; join(timeout), exitcode, "
+                "terminate, is_alive",
+     mproc_demo_process},
 };
 enum { NDEMOS = sizeof demos / sizeof demos[0] };
 
