@@ -10,8 +10,9 @@
  *   mproc_process_close(p);
  *
  * The child is a fork() of the caller: it sees the caller's memory as it was
- * at start (so `arg` may point anywhere), runs target(arg), flushes stdio and
- * ends with _exit(return value & 0xff).  The parent's atexit handlers do not
+ * at start (so `arg` may point anywhere), runs target(arg), flushes stdout
+ * and stderr (other FILE streams are the target's to flush or close, as in
+ * Python's child) and ends with _exit(return value & 0xff).  The parent's atexit handlers do not
  * run in the child (as Python's os._exit); the child's own non-daemon
  * children are joined first, as at any process's exit (below).
  *

@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -73,17 +74,19 @@ static struct {
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 
-static void before_fork(void) { pthread_mutex_lock(&self.lock); }
-static void after_fork_parent(void) { pthread_mutex_unlock(&self.lock); }
+/* Any fork's child: the list is the parent's, not ours, and another thread
+ * may have held the lock at the fork.  (No prepare/parent handlers: a write
+ * in the parent after fork costs a copy-on-write fault per page, and the
+ * child throws the list away anyway.) */
 static void after_fork_child(void) {
     pthread_mutex_init(&self.lock, NULL);
-    self.children = NULL; /* the parent's, not ours */
+    self.children = NULL;
 }
 
 static void at_exit(void);
 
 static void setup(void) {
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    pthread_atfork(NULL, NULL, after_fork_child);
     atexit(at_exit);
 }
 
@@ -127,6 +130,18 @@ static bool reap(mproc_process *p) {
     bool ended = reap_locked(p);
     pthread_mutex_unlock(&p->reap_lock);
     return ended;
+}
+
+/* Takes `p` off self.children. */
+static void unlist(mproc_process *p) {
+    pthread_mutex_lock(&self.lock);
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else if (self.children == p)
+        self.children = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    pthread_mutex_unlock(&self.lock);
 }
 
 /* ---- create, start ---- */
@@ -196,8 +211,15 @@ static _Noreturn void child_main(mproc_process *p, int parent) {
     atomic_store_explicit(&p->pid, (int)getpid(), memory_order_relaxed);
     atomic_store_explicit(&p->state, STATE_RUNNING, memory_order_relaxed);
     int code = p->target(p->arg);
-    exit_children();
-    fflush(NULL);
+    if (self.children != NULL)
+        exit_children();
+    /* stdout and stderr, as Python's child flushes sys.stdout/stderr; only
+     * when they hold something (flushing writes to libc's pages, each a
+     * copy-on-write fault in a fresh child). */
+    if (__fpending(stdout) != 0)
+        fflush(stdout);
+    if (__fpending(stderr) != 0)
+        fflush(stderr);
     _exit(code & 0xff);
 }
 
@@ -212,13 +234,8 @@ int mproc_process_start(mproc_process *p) {
     if (self.daemon)
         return EPERM;
     fflush(NULL); /* or buffered output would be written twice */
-    pid_t pid = fork();
-    if (pid < 0)
-        return errno;
-    if (pid == 0)
-        child_main(p, me);
-    atomic_store_explicit(&p->pid, pid, memory_order_relaxed);
-    atomic_store_explicit(&p->state, STATE_RUNNING, memory_order_release);
+    /* Listed before the fork (after it, every page written in the parent is
+     * a copy-on-write fault); listed while NEW, it is skipped by readers. */
     pthread_mutex_lock(&self.lock);
     p->next = self.children;
     p->prev = NULL;
@@ -226,6 +243,16 @@ int mproc_process_start(mproc_process *p) {
         self.children->prev = p;
     self.children = p;
     pthread_mutex_unlock(&self.lock);
+    pid_t pid = fork();
+    if (pid == 0)
+        child_main(p, me);
+    if (pid < 0) {
+        int rc = errno;
+        unlist(p);
+        return rc;
+    }
+    atomic_store_explicit(&p->pid, pid, memory_order_relaxed);
+    atomic_store_explicit(&p->state, STATE_RUNNING, memory_order_release);
     return 0;
 }
 
@@ -358,16 +385,8 @@ int mproc_process_close(mproc_process *p) {
     int state = atomic_load_explicit(&p->state, memory_order_acquire);
     if (state == STATE_RUNNING && p->creator == mproc__self_pid() && !reap(p))
         return EBUSY;
-    if (state != STATE_NEW && p->creator == mproc__self_pid()) {
-        pthread_mutex_lock(&self.lock);
-        if (p->prev != NULL)
-            p->prev->next = p->next;
-        else if (self.children == p)
-            self.children = p->next;
-        if (p->next != NULL)
-            p->next->prev = p->prev;
-        pthread_mutex_unlock(&self.lock);
-    }
+    if (state != STATE_NEW && p->creator == mproc__self_pid())
+        unlist(p);
     if (p->pidfd >= 0)
         close(p->pidfd);
     pthread_mutex_destroy(&p->reap_lock);
@@ -395,8 +414,8 @@ int mproc_active_children(mproc_process **list, unsigned cap, unsigned *count) {
     unsigned n = 0;
     pthread_mutex_lock(&self.lock);
     for (mproc_process *p = self.children; p != NULL; p = p->next) {
-        if (reap(p))
-            continue;
+        if (atomic_load_explicit(&p->state, memory_order_acquire) == STATE_NEW || reap(p))
+            continue; /* NEW: being started by another thread */
         if (n < cap)
             list[n] = p;
         n++;
