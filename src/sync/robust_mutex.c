@@ -4,7 +4,10 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sync/futex.h"
 #include "sync/robust_mutex.h"
+
+#define MPROC__LOCK_LIVENESS_MS 50
 
 #ifdef MPROC_TSAN
 #include <sanitizer/tsan_interface.h>
@@ -77,7 +80,21 @@ static int wait_busy(pthread_mutex_t *mutex, double timeout) {
         return rc;
     if (deadline.now)
         return ETIMEDOUT;
-    return deadline.forever ? pthread_mutex_lock(mutex) : clocklock(mutex, &deadline.at);
+    /* In liveness slices, never one long sleep.  The kernel's robust-futex
+     * cleanup wakes one waiter when an owner dies (or a waiter dies between
+     * an unlock's wake and its own retry while the word is 0), but not when
+     * that woken waiter is itself killed before it takes the word marked
+     * OWNER_DIED: the word is then neither 0 nor the dead thread's, and the
+     * kernel wakes nobody.  Found by the Value kill test (an acquire slept to
+     * its 2 s bound, about one run in six).  Each slice's retry takes such a
+     * lock with EOWNERDEAD, so the loss costs at most one slice. */
+    for (;;) {
+        struct timespec slice;
+        mproc__slice_end(&deadline, MPROC__LOCK_LIVENESS_MS, &slice);
+        rc = clocklock(mutex, &slice);
+        if (rc != ETIMEDOUT || mproc__deadline_expired(&deadline))
+            return rc;
+    }
 }
 
 int mproc__rmutex_acquire_slow(pthread_mutex_t *mutex, int rc, double timeout) {
