@@ -12,7 +12,10 @@ ARGS        ?=
 # Debian packages the build and the tests need (command -> package).
 DEPS_BUILD = cmake:cmake ninja:ninja-build gcc:gcc g++:g++ pkg-config:pkg-config nm:binutils
 DEPS_TEST  = $(DEPS_BUILD) python3:python3
-DEPS_HDRS  = /usr/include/criterion/criterion.h:libcriterion-dev
+# Headers (file -> package); json-c is the tickets demo's JSON library, which
+# the build needs because `mproc demo tickets` is part of the command.
+DEPS_HDRS  = /usr/include/criterion/criterion.h:libcriterion-dev \
+             /usr/include/json-c/json.h:libjson-c-dev
 # The bench's peers (Boost.Interprocess is header-only) and python3 for the
 # Python ones.  Without them mproc-bench still builds and skips those peers.
 DEPS_BENCH = /usr/include/boost/interprocess/ipc/message_queue.hpp:libboost-dev \

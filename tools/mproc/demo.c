@@ -32,6 +32,9 @@ static const struct demo demos[] = {
     {"process", "a tour of Process: daemons end with their parent; join(timeout), exitcode, "
                 "terminate, is_alive",
      mproc_demo_process},
+    {"tickets", "100 client processes rush for 1 ticket in a JSON file, buying under a Lock "
+                "(--unsafe oversells, --kill K kills holders)",
+     mproc_demo_tickets},
 };
 enum { NDEMOS = sizeof demos / sizeof demos[0] };
 
