@@ -33,16 +33,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <mproc.h>
 
 #include "harness.h"
+#include "pingpong.h"
 
-#define WARMUP 10         /* untimed rounds before the clock starts */
-#define CHILD_ALARM_S 120 /* a lost wake-up kills the child instead of hanging the bench */
 
 /* A C programmer's event: a flag under a process-shared mutex + condvar. */
 typedef struct pcond_event {
@@ -57,16 +55,7 @@ typedef struct event_shared {
         _Alignas(64) _Atomic uint32_t word; /* the futex impl: 1 set, 0 clear */
     } futex[2];
     pcond_event pcond[2];
-    /* Written only by the side that holds the turn; the events order it. */
-    _Alignas(64) uint64_t ball;
-    uint64_t rounds; /* timed rounds; read-only once the children run */
-    /* Each written only by its own process, read by the parent after join. */
-    struct {
-        _Alignas(64) uint64_t turns;
-        double t0, t1;
-        long nvcsw, nivcsw;
-        int bad;
-    } proc[2];
+    pingpong_state pp; /* ball, rounds, per-process figures */
 } event_shared;
 
 typedef struct event_job event_job;
@@ -153,99 +142,44 @@ static const event_ops pcond_ops = {pcond_set, pcond_wait, pcond_clear};
 
 /* ---- the two sides ---- */
 
-/* What went wrong in a side, as bits: a failed call stops the loop (the
- * other side then hangs until its alarm); a wrong ball does not, so that the
- * other side finishes. */
-#define BAD_CALL 1
-#define BAD_BALL 2
-
 /* Rounds [from, to).  Returns 0 or BAD_* bits. */
-static int side_a(event_job *job, uint64_t from, uint64_t to) {
+static int side_a(void *arg, uint64_t from, uint64_t to) {
+    event_job *job = arg;
     const event_ops *ops = job->ops;
     event_shared *sh = job->sh;
     int bad = 0;
     for (uint64_t i = from; i < to; i++) {
-        sh->ball++; /* 2i + 1: B's to check */
+        sh->pp.ball++; /* 2i + 1: B's to check */
         if (ops->set(job, 0) != 0 || ops->wait(job, 1) != 0 || ops->clear(job, 1) != 0)
-            return bad | BAD_CALL;
-        if (sh->ball != 2 * i + 2)
-            bad = BAD_BALL;
-        sh->proc[0].turns++;
+            return bad | PINGPONG_BAD_CALL;
+        if (sh->pp.ball != 2 * i + 2)
+            bad = PINGPONG_BAD_BALL;
+        sh->pp.proc[0].turns++;
     }
     return bad;
 }
 
-static int side_b(event_job *job, uint64_t from, uint64_t to) {
+static int side_b(void *arg, uint64_t from, uint64_t to) {
+    event_job *job = arg;
     const event_ops *ops = job->ops;
     event_shared *sh = job->sh;
     int bad = 0;
     for (uint64_t i = from; i < to; i++) {
         if (ops->wait(job, 0) != 0 || ops->clear(job, 0) != 0)
-            return bad | BAD_CALL;
-        if (sh->ball != 2 * i + 1)
-            bad = BAD_BALL;
-        sh->ball++;
+            return bad | PINGPONG_BAD_CALL;
+        if (sh->pp.ball != 2 * i + 1)
+            bad = PINGPONG_BAD_BALL;
+        sh->pp.ball++;
         if (ops->set(job, 1) != 0)
-            return bad | BAD_CALL;
-        sh->proc[1].turns++;
+            return bad | PINGPONG_BAD_CALL;
+        sh->pp.proc[1].turns++;
     }
     return bad;
 }
 
-static int child(void *arg, int me) {
-    event_job *job = arg;
-    event_shared *sh = job->sh;
-    int (*side)(event_job *, uint64_t, uint64_t) = me == 0 ? side_a : side_b;
-    alarm(CHILD_ALARM_S);
-    int bad = side(job, 0, WARMUP);
-    struct rusage r0, r1;
-    getrusage(RUSAGE_SELF, &r0);
-    double t0 = bench_now();
-    if (!(bad & BAD_CALL))
-        bad |= side(job, WARMUP, WARMUP + sh->rounds);
-    double t1 = bench_now();
-    getrusage(RUSAGE_SELF, &r1);
-    sh->proc[me].t0 = t0;
-    sh->proc[me].t1 = t1;
-    sh->proc[me].nvcsw = r1.ru_nvcsw - r0.ru_nvcsw;
-    sh->proc[me].nivcsw = r1.ru_nivcsw - r0.ru_nivcsw;
-    sh->proc[me].bad = bad;
-    return bad != 0;
-}
-
 static int run_pingpong(const bench_ctx *ctx, uint64_t n, bench_run *out, event_job *job) {
-    event_shared *sh = job->sh;
-    sh->rounds = n;
-    bench_gate gate;
-    if (bench_gate_start(&gate, 2, child, job) != 0) {
-        bench_error(ctx, "fork failed");
-        return -1;
-    }
-    int opened = bench_gate_open(&gate);
-    int joined = bench_gate_join(&gate);
-    if (opened != 0) {
-        bench_error(ctx, "the children never got ready");
-        return -1;
-    }
-    uint64_t want = WARMUP + n;
-    if (joined != 0 || sh->ball != 2 * want || sh->proc[0].turns != want ||
-        sh->proc[1].turns != want) {
-        bench_error(ctx, "ball %llu (want %llu), turns %llu + %llu (want %llu each)%s%s",
-                    (unsigned long long)sh->ball, (unsigned long long)(2 * want),
-                    (unsigned long long)sh->proc[0].turns,
-                    (unsigned long long)sh->proc[1].turns, (unsigned long long)want,
-                    (sh->proc[0].bad | sh->proc[1].bad) & BAD_BALL ? "; a wait returned early"
-                                                                     : "",
-                    joined != 0 ? "; a child failed" : "");
-        return -1;
-    }
-    double t0 = sh->proc[0].t0 < sh->proc[1].t0 ? sh->proc[0].t0 : sh->proc[1].t0;
-    double t1 = sh->proc[0].t1 > sh->proc[1].t1 ? sh->proc[0].t1 : sh->proc[1].t1;
-    out->ops = n;
-    out->seconds = t1 - t0;
-    out->extra[0] = (double)(sh->proc[0].nvcsw + sh->proc[1].nvcsw) / (double)n;
-    out->extra[1] = (double)(sh->proc[0].nivcsw + sh->proc[1].nivcsw) / (double)n;
-    return 0;
+    pingpong pp = {&job->sh->pp, job, {side_a, side_b}, "a wait returned early", NULL};
+    return pingpong_run(ctx, n, out, &pp);
 }
 
 /* ---- per-impl setup ---- */
