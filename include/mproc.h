@@ -18,6 +18,7 @@
 #include <mproc/queue.h>
 #include <mproc/pipe.h>
 #include <mproc/process.h>
+#include <mproc/pool.h>
 #include <mproc/with.h>
 
 #endif

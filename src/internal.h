@@ -94,6 +94,14 @@ uint64_t mproc__process_start(int32_t pid);
 /* True while process (pid, start) exists and is not a zombie. */
 bool mproc__process_alive(int32_t pid, uint64_t start);
 
+/* ---- proc/process.c, pool/pool.c ---- */
+
+/* Registers the process module's fork and exit handlers (once). */
+void mproc__process_setup(void);
+
+/* Terminates and joins every pool this process still has open. */
+void mproc__pools_at_exit(void);
+
 /* ---- options shared by every kind ---- */
 
 /* Every kind's options struct is {unsigned mode; unsigned reserved[N]}:

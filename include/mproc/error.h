@@ -27,6 +27,8 @@
  *   ERANGE        an Array index or slice out of bounds; nothing was touched.
  *   EBADF         a pipe end used against its direction (send on a read-only
  *                 end, recv or poll on a write-only one).
+ *   EINPROGRESS   a pool result asked for its outcome before it is ready.
+ *   ENODATA       a pool iterator that delivered every result.
  *   ENOMEM, ENOSPC, EMFILE, EACCES: resources and permissions, from the OS.
  */
 #ifndef MPROC_ERROR_H
@@ -55,10 +57,16 @@
     X(EMPTY, MPROC_E_BASE + 9, "the queue is empty (nothing arrived within the timeout)")     \
     X(FULL, MPROC_E_BASE + 10, "the queue is full (no room freed within the timeout)")      \
     X(CLOSED, MPROC_E_BASE + 11,                                                           \
-      "the queue is shut down (puts refused; gets get this once it is drained)")           \
+      "the queue is shut down (puts refused; gets get this once it is drained), "          \
+      "or the pool is closed or terminated (no new work)")                                  \
     X(ABANDONED, MPROC_E_BASE + 12,                                                        \
       "tasks were abandoned: a consumer process died between get and task_done")           \
-    X(EOF, MPROC_E_BASE + 13, "end of file: the other end of the pipe was closed or its process died")
+    X(EOF, MPROC_E_BASE + 13, "end of file: the other end of the pipe was closed or its process died") \
+    X(WORKER_DIED, MPROC_E_BASE + 14,                                                      \
+      "the pool worker running this item died (killed or crashed) before it finished")     \
+    X(TERMINATED, MPROC_E_BASE + 15, "the pool was terminated before this item ran")       \
+    X(INIT_FAILED, MPROC_E_BASE + 16,                                                      \
+      "a pool worker's initializer failed, so the pool runs no more work")
 
 enum mproc_error {
 #define MPROC__ERROR_ENUM(name, value, msg) MPROC_E_##name = (value),

@@ -354,10 +354,18 @@ static int reserve_ring(mproc_queue *queue, uint64_t high) {
 }
 
 int mproc_queue_put(mproc_queue *queue, const void *msg, size_t len, double timeout) {
-    if (MPROC__UNLIKELY(queue == NULL || (msg == NULL && len != 0)))
+    return mproc__queue_put2(queue, msg, len, NULL, 0, timeout);
+}
+
+int mproc__queue_put2(mproc_queue *queue, const void *msg, size_t len, const void *more,
+                      size_t more_len, double timeout) {
+    if (MPROC__UNLIKELY(queue == NULL || (msg == NULL && len != 0) ||
+                        (more == NULL && more_len != 0)))
         return EINVAL;
-    if (MPROC__UNLIKELY(len > queue->max_message))
+    if (MPROC__UNLIKELY(more_len > queue->max_message || len > queue->max_message - more_len))
         return EMSGSIZE;
+    size_t first_len = len;
+    len += more_len;
     mproc__deadline deadline;
     if (mproc__deadline_init(&deadline, timeout) != 0)
         return EINVAL;
@@ -438,8 +446,10 @@ int mproc_queue_put(mproc_queue *queue, const void *msg, size_t len, double time
     }
     struct mproc__queue_record rec = {.len = (uint32_t)len, .kind = MPROC__QUEUE_DATA};
     memcpy(at, &rec, sizeof rec);
-    if (len != 0)
-        memcpy(at + sizeof rec, msg, len);
+    if (first_len != 0)
+        memcpy(at + sizeof rec, msg, first_len);
+    if (more_len != 0)
+        memcpy(at + sizeof rec + first_len, more, more_len);
     /* The commit (see the top of the file). */
     atomic_store_explicit(&body->tail, (uint64_t)(put_seq + 1) << 32 | (uint32_t)(tpos + total),
                           memory_order_seq_cst);

@@ -27,6 +27,11 @@ struct mproc_queue {
     mproc__segment seg;
 };
 
+/* mproc_queue_put of one message made of two parts, msg then more (the
+ * pool sends a header and a caller's items without joining them first). */
+int mproc__queue_put2(struct mproc_queue *queue, const void *msg, size_t len, const void *more,
+                      size_t more_len, double timeout);
+
 /* Joinable queues (joinable.c). */
 
 /* This process's consumer record, claimed on first use.  Returns 0 or

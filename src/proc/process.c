@@ -464,5 +464,10 @@ static void exit_children(void) {
 }
 
 static void at_exit(void) {
+    mproc__pools_at_exit(); /* first: a live pool would replace the workers killed below */
     exit_children();
+}
+
+void mproc__process_setup(void) {
+    pthread_once(&setup_once, setup);
 }

@@ -55,6 +55,10 @@ const char *mproc_strerror(int code) {
         return "an object with that name exists (exclusive create)";
     case ENAMETOOLONG:
         return "object name longer than MPROC_NAME_MAX";
+    case EINPROGRESS:
+        return "not ready: the pool's work on this result is still running";
+    case ENODATA:
+        return "no more results: the iterator delivered every item";
     default:
         break;
     }

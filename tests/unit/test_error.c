@@ -12,7 +12,7 @@ static const int mproc_codes[] = {
 
 Test(error, every_mproc_code_has_its_own_message_and_name) {
     size_t n = sizeof mproc_codes / sizeof mproc_codes[0];
-    cr_assert_eq(n, 13);
+    cr_assert_eq(n, 16);
     for (size_t i = 0; i < n; i++) {
         cr_assert_gt(mproc_codes[i], MPROC_E_BASE);
         cr_assert_eq(strncmp(mproc_errname(mproc_codes[i]), "MPROC_E_", 8), 0);
@@ -30,6 +30,9 @@ Test(error, every_mproc_code_has_its_own_message_and_name) {
     cr_assert_eq(MPROC_E_CLOSED, MPROC_E_BASE + 11);
     cr_assert_eq(MPROC_E_ABANDONED, MPROC_E_BASE + 12);
     cr_assert_eq(MPROC_E_EOF, MPROC_E_BASE + 13);
+    cr_assert_eq(MPROC_E_WORKER_DIED, MPROC_E_BASE + 14);
+    cr_assert_eq(MPROC_E_TERMINATED, MPROC_E_BASE + 15);
+    cr_assert_eq(MPROC_E_INIT_FAILED, MPROC_E_BASE + 16);
     cr_assert_str_eq(mproc_errname(MPROC_E_EOF), "MPROC_E_EOF");
 }
 
@@ -46,6 +49,9 @@ Test(error, errno_codes_get_names_and_mproc_meanings) {
     cr_assert_not_null(strstr(mproc_strerror(ENOBUFS), "left in place"));
     cr_assert_not_null(strstr(mproc_strerror(ERANGE), "bounds"));
     cr_assert_not_null(strstr(mproc_strerror(EMSGSIZE), "maximum"));
+    cr_assert_not_null(strstr(mproc_strerror(EINPROGRESS), "not ready"));
+    cr_assert_not_null(strstr(mproc_strerror(ENODATA), "every item"));
+    cr_assert_not_null(strstr(mproc_strerror(MPROC_E_CLOSED), "pool is closed"));
 }
 
 Test(error, unknown_codes_never_return_null) {
