@@ -23,6 +23,7 @@
  * between 2 and POOL_DEPTH_MAX.
  */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -359,13 +360,18 @@ static void on_death(struct sched *s, const struct pool_msg *msg) {
     slot->out_bytes = 0;
 
     bool retired = slot->retiring && exitcode == 0 && !lost_item;
-    bool stopped = s->stopping && exitcode == 0;
+    bool stopped = s->stopping && (exitcode == 0 || s->terminated); /* by STOP, or our kill */
     bool initialized = atomic_load_explicit(&area->initialized, memory_order_acquire) != 0;
     int init_error = atomic_load_explicit(&area->init_error, memory_order_acquire);
+    /* A worker ending inside its initializer by itself (an exit, a crash)
+     * probably always will: after INIT_DEATHS_MAX in a row the pool breaks
+     * rather than fork for ever (Python's Pool does).  Killed from outside
+     * (SIGKILL, SIGTERM: the OOM killer, an operator) it is just replaced. */
+    bool by_itself = exitcode > 0 || (exitcode < 0 && exitcode != -SIGKILL && exitcode != -SIGTERM);
     if (initialized)
         s->init_deaths = 0;
-    else if (!s->stopping && init_error == 0 && ++s->init_deaths >= INIT_DEATHS_MAX)
-        init_error = exitcode != 0 ? exitcode : -1;
+    else if (!s->stopping && init_error == 0 && by_itself && ++s->init_deaths >= INIT_DEATHS_MAX)
+        init_error = exitcode;
     bool broken = !initialized && init_error != 0 && !s->stopping;
 
     pthread_mutex_lock(&pool->lock);
