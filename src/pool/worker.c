@@ -16,6 +16,8 @@
  * everything read from shared memory is checked before use.
  */
 #define _GNU_SOURCE
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -71,6 +73,10 @@ int mproc__pool_worker_main(void *arg) {
     struct mproc_pool *pool = me->pool;
     struct pool_slot_area *area = pool_area(pool, me->slot);
     mproc_queue *tasks = pool->tasks[me->slot];
+    /* Output another thread of the parent buffered after the watcher's
+     * fflush and before the fork is the parent's to write, not ours too. */
+    __fpurge(stdout);
+    __fpurge(stderr);
     if (pool->opts.initializer != NULL) {
         int rc = pool->opts.initializer(pool->opts.initarg);
         if (rc != 0) {

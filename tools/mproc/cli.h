@@ -18,5 +18,6 @@ int mproc_demo_producer_consumer(int argc, char **argv);
 int mproc_demo_shared_value(int argc, char **argv);
 int mproc_demo_process(int argc, char **argv);
 int mproc_demo_tickets(int argc, char **argv);
+int mproc_demo_pool(int argc, char **argv);
 
 #endif

@@ -35,6 +35,9 @@ static const struct demo demos[] = {
     {"tickets", "100 client processes rush for 1 ticket in a JSON file, buying under a Lock "
                 "(--unsafe oversells, --kill K kills holders)",
      mproc_demo_tickets},
+    {"pool", "a Pool maps square over range(10) and prints the results in order "
+             "(--kill-worker: SIGKILL a worker mid-map, the rest completes)",
+     mproc_demo_pool},
 };
 enum { NDEMOS = sizeof demos / sizeof demos[0] };
 
