@@ -253,7 +253,9 @@ static int side_lock(pthread_mutex_t *mutex, _Atomic uint32_t *holder_waiting,
     int rc = pthread_mutex_trylock(mutex);
     if (MPROC__LIKELY(rc == 0))
         return 0;
-    if (!deadline->now) {
+    if (!deadline->now || rc == EOWNERDEAD) {
+        /* EOWNERDEAD: ours already; acquire_slow makes it consistent (an
+         * unlock without that would leave it ENOTRECOVERABLE for good). */
         rc = mproc__rmutex_acquire_slow(mutex, rc, mproc__deadline_remaining(deadline));
     } else {
         mproc__deadline cap;

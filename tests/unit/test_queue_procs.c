@@ -706,3 +706,34 @@ static void dead_producer(bool named) {
     fx_free(&f);
 }
 BOTH(queue_procs, a_producer_killed_asleep_in_put_holds_up_no_other_producer, dead_producer, 30)
+
+/* A side lock left by a dead holder, taken first by a call with timeout 0:
+ * it must be made consistent like any other, or glibc marks it unrecoverable
+ * at the unlock and every later call fails (ENOTRECOVERABLE, then EDEADLK
+ * with the lock held for good).  Found by the Pool, whose scheduler drains a
+ * dead worker's task queue with get_nowait. */
+static void nowait_after_dead_holder(bool named) {
+    fx f;
+    fx_open(&f, named, 1, &small_ring);
+    struct outcome *o = t_shared(sizeof *o);
+    pid_t victim = spawn_asleep(&f, o, 0, false, MPROC_FOREVER, 0); /* holds the get lock */
+    kill_child(victim);
+    for (uint32_t seq = 0; seq < 3; seq++) {
+        cr_assert_eq(put_one(f.q, 9, seq, 16), 0);
+        cr_assert_eq(get_one(f.q, 9, seq, 16, 0), 0, "get_nowait %u after the dead consumer", seq);
+    }
+    cr_assert_eq(put_one(f.q, 9, 3, 16), 0); /* full now (maxsize 1) */
+    victim = spawn_asleep(&f, o, 0, true, MPROC_FOREVER, 99); /* holds the put lock */
+    kill_child(victim);
+    cr_assert_eq(get_one(f.q, 9, 3, 16, 0), 0);
+    for (uint32_t seq = 4; seq < 7; seq++) {
+        unsigned char buf[16];
+        make_msg(buf, 9, seq, sizeof buf);
+        cr_assert_eq(mproc_queue_put_nowait(f.q, buf, sizeof buf), 0,
+                     "put_nowait %u after the dead producer", seq);
+        cr_assert_eq(get_one(f.q, 9, seq, 16, 0), 0);
+    }
+    expect_state(f.q, 0, 1, 0);
+    fx_free(&f);
+}
+BOTH(queue_procs, a_nowait_call_first_to_find_a_dead_holders_lock_recovers_it, nowait_after_dead_holder, 30)
