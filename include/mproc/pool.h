@@ -196,8 +196,9 @@ MPROC_API void mproc_pool_free(mproc_pool *pool);
 /* The pool's size. */
 MPROC_API unsigned mproc_pool_workers(const mproc_pool *pool);
 
-/* Fills pids[0, cap) with the running workers' pids (0 for a slot between
- * a death and its replacement) and stores the pool's size in *count. */
+/* Fills pids[0, cap) with the running workers' pids and stores the pool's
+ * size in *count.  A slot whose worker is not forked yet (just after create,
+ * or between a death and its replacement) reads 0. */
 MPROC_API int mproc_pool_worker_pids(mproc_pool *pool, int *pids, unsigned cap, unsigned *count);
 
 /* Counters since creation. */

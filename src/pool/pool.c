@@ -303,7 +303,7 @@ static int submit(mproc_pool *pool, mproc_task_fn fn, const void *in, size_t in_
     bool ok = job->codes != NULL && job->in != NULL;
     if (imap) {
         job->own_out = true;
-        job->out = malloc(n * out_size != 0 ? n * out_size : 1);
+        job->out = calloc(n * out_size != 0 ? n * out_size : 1, 1); /* failed items: zero */
         if (job->unordered)
             job->order = malloc((n != 0 ? n : 1) * sizeof *job->order);
         else

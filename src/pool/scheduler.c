@@ -20,7 +20,9 @@
  *
  * Depth: a slot gets several chunks ahead (so a worker rarely waits for this
  * thread), as many as fill about 100 µs of work by the measured chunk time,
- * between 2 and POOL_DEPTH_MAX.
+ * between 2 and POOL_DEPTH_MAX, given out breadth first after each batch of
+ * messages.  A chunk queued behind a slow one waits for it (no stealing
+ * back from a busy worker's queue).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -47,7 +49,8 @@ struct sched {
     unsigned live;   /* slots LIVE */
     unsigned init_deaths;
     bool stopping;   /* STOPs sent or workers killed: no replacements */
-    bool terminated; /* a terminate (or a broken pool) was handled */
+    bool terminated; /* a terminate was handled */
+    bool killed;     /* the watcher was told to SIGKILL every worker */
     bool failed;     /* the result queue failed: behave as terminated */
 };
 
@@ -164,13 +167,12 @@ static unsigned depth(const struct sched *s) {
     return d >= POOL_DEPTH_MAX ? POOL_DEPTH_MAX : d <= 2 ? 2 : (unsigned)d;
 }
 
-/* Sends chunks to a live slot until it has `depth` of them. */
-static void refill(struct sched *s, struct pool_slot *slot) {
+/* Sends chunks to a live slot until it has `want` of them. */
+static void refill(struct sched *s, struct pool_slot *slot, unsigned want) {
     struct mproc_pool *pool = s->pool;
     if (slot->state != SLOT_LIVE || s->stopping)
         return;
     unsigned max_tasks = pool->opts.max_tasks_per_child;
-    unsigned want = depth(s);
     struct pool_chunk c;
     bool redo;
     while (slot->out_count < want && (max_tasks == 0 || slot->sent < max_tasks) &&
@@ -200,9 +202,19 @@ static void refill(struct sched *s, struct pool_slot *slot) {
     slot->retiring = max_tasks != 0 && slot->sent >= max_tasks;
 }
 
+static bool work_waiting(const struct sched *s) {
+    return s->redo_len != 0 || s->jobs_head != NULL;
+}
+
+/* Breadth first: pass `level` gives each live slot with fewer than `level`
+ * chunks one more, so work spreads over idle workers before any worker gets
+ * a second chunk queued behind its first (found by the tests: two
+ * apply_async on two idle workers ran one after the other). */
 static void refill_all(struct sched *s) {
-    for (unsigned i = 0; i < s->pool->nworkers && (s->redo_len != 0 || s->jobs_head != NULL); i++)
-        refill(s, &s->pool->slots[i]);
+    unsigned want = depth(s);
+    for (unsigned level = 1; level <= want && work_waiting(s); level++)
+        for (unsigned i = 0; i < s->pool->nworkers && work_waiting(s); i++)
+            refill(s, &s->pool->slots[i], level);
 }
 
 /* ---- messages ---- */
@@ -228,7 +240,6 @@ static void on_result(struct sched *s, const struct pool_msg *msg, size_t len) {
     const unsigned char *base = (const unsigned char *)msg;
     finish_items(s, c.job, c.start, c.count, (const int32_t *)(const void *)(base + sizeof *msg),
                  base + pool_outputs_offset(c.count), 0);
-    refill(s, slot);
 }
 
 /* Fails every item not finished: in the slots, the redo list, the jobs
@@ -264,6 +275,7 @@ static void fail_everything(struct sched *s, int code) {
 static void kill_workers(struct sched *s) {
     struct mproc_pool *pool = s->pool;
     s->stopping = true;
+    s->killed = true;
     pthread_mutex_lock(&pool->lock);
     pool->kill_all = true;
     pthread_mutex_unlock(&pool->lock);
@@ -360,7 +372,7 @@ static void on_death(struct sched *s, const struct pool_msg *msg) {
     slot->out_bytes = 0;
 
     bool retired = slot->retiring && exitcode == 0 && !lost_item;
-    bool stopped = s->stopping && (exitcode == 0 || s->terminated); /* by STOP, or our kill */
+    bool stopped = s->stopping && (exitcode == 0 || s->killed); /* by STOP, or our kill */
     bool initialized = atomic_load_explicit(&area->initialized, memory_order_acquire) != 0;
     int init_error = atomic_load_explicit(&area->init_error, memory_order_acquire);
     /* A worker ending inside its initializer by itself (an exit, a crash)
@@ -406,7 +418,6 @@ static void on_death(struct sched *s, const struct pool_msg *msg) {
     atomic_store_explicit(&area->initialized, 0, memory_order_relaxed);
     atomic_store_explicit(&area->init_error, 0, memory_order_relaxed);
     request_spawn(s, slot);
-    refill(s, slot);
 }
 
 /* A KICK: new jobs, and maybe a new state. */

@@ -20,6 +20,7 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "pool/pool_internal.h"
@@ -86,25 +87,22 @@ int mproc__pool_worker_main(void *arg) {
     }
     atomic_store_explicit(&area->initialized, 1, memory_order_release);
 
-    size_t cap = 1 << 16;
-    unsigned char *buf = malloc(cap);
-    if (buf == NULL)
+    /* No malloc after the fork: another thread of the parent may have held
+     * an allocator lock at the fork (GCC 12's ASan does not take its locks
+     * around fork; glibc's malloc does).  The largest task fits; pages are
+     * touched only as used. */
+    size_t cap = sizeof(struct pool_msg) + MPROC_POOL_ITEM_MAX;
+    unsigned char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (buf == MAP_FAILED)
         return 2;
     unsigned max_tasks = pool->opts.max_tasks_per_child;
     unsigned long long ran = 0;
     for (;;) {
         size_t len;
         int rc = mproc_queue_get(tasks, buf, cap, &len, MPROC_FOREVER);
-        if (rc == ENOBUFS) {
-            unsigned char *b = len <= sizeof(struct pool_msg) + MPROC_POOL_CHUNK_BYTES + MPROC_POOL_ITEM_MAX
-                                   ? realloc(buf, len)
-                                   : NULL;
-            if (b == NULL)
-                return 2;
-            buf = b;
-            cap = len;
-            continue;
-        }
+        if (rc == ENOBUFS)
+            return 3; /* larger than any valid task */
         if (rc != 0)
             return 2;
         const struct pool_msg *msg = (const struct pool_msg *)(const void *)buf;
