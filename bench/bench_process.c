@@ -38,51 +38,13 @@
 /* Runs `mode` n times in mproc-bench-lean (next to this program; see
  * lean_process.c for why) and reads its figures. */
 static int run_lean(const bench_ctx *ctx, const char *mode, uint64_t n, bench_run *out) {
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 64);
-    if (len <= 0) {
-        bench_error(ctx, "cannot find this program: %s", strerror(errno));
+    double figures[3];
+    if (bench_lean(ctx, mode, n, figures) != 0)
         return -1;
-    }
-    self[len] = '\0';
-    char *slash = strrchr(self, '/');
-    snprintf(slash != NULL ? slash + 1 : self, 64, "mproc-bench-lean");
-    pid_t pid;
-    int fds[2];
-    if (pipe(fds) != 0) {
-        bench_error(ctx, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    char count[32];
-    snprintf(count, sizeof count, "%llu", (unsigned long long)n);
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execl(self, "mproc-bench-lean", mode, count, (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", self, strerror(errno));
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[256] = "";
-    FILE *f = fdopen(fds[0], "r");
-    bool got = f != NULL && fgets(line, sizeof line, f) != NULL;
-    if (f != NULL)
-        fclose(f);
-    int status = 0;
-    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    double seconds, child_faults, parent_faults;
-    if (pid < 0 || !got || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        sscanf(line, "%lf %lf %lf", &seconds, &child_faults, &parent_faults) != 3) {
-        bench_error(ctx, "mproc-bench-lean %s failed (status %#x)", mode, (unsigned)status);
-        return -1;
-    }
-    out->seconds = seconds;
+    out->seconds = figures[0];
     out->ops = n;
-    out->extra[0] = child_faults;
-    out->extra[1] = parent_faults;
+    out->extra[0] = figures[1]; /* child page faults */
+    out->extra[1] = figures[2]; /* parent page faults */
     return 0;
 }
 

@@ -165,4 +165,10 @@ int bench_gate_open(bench_gate *gate);
 /* Returns 0 if every child exited with status 0. */
 int bench_gate_join(bench_gate *gate);
 
+/* lean.c: runs `mode` with n in mproc-bench-lean (next to this program,
+ * linked with libmproc alone, for benches that fork) and reads the three
+ * figures it prints: seconds, then two that depend on the mode.  Returns 0,
+ * or -1 after bench_error. */
+int bench_lean(const bench_ctx *ctx, const char *mode, uint64_t n, double figures[3]);
+
 #endif
