@@ -71,15 +71,22 @@ static int spawn(struct mproc_pool *pool, struct watched *w, const struct pool_s
 
 /* Reaps slot's worker if it ended; then reports it. */
 static void reap(struct mproc_pool *pool, unsigned slot, struct watched *w) {
-    if (w->process == NULL || mproc_process_join(w->process, 0) != 0)
+    if (w->process == NULL)
         return;
+    /* The pid goes out of worker_pids before the reap: once reaped it may
+     * be reused by an unrelated process. */
+    atomic_store_explicit(&pool->pids[slot], 0, memory_order_relaxed);
+    if (mproc_process_join(w->process, 0) != 0) {
+        atomic_store_explicit(&pool->pids[slot], mproc_process_pid(w->process),
+                              memory_order_relaxed);
+        return;
+    }
     int exitcode = mproc_process_exitcode(w->process);
     mproc_process_close(w->process);
     if (w->pidfd >= 0)
         close(w->pidfd);
     w->process = NULL;
     w->pidfd = -1;
-    atomic_store_explicit(&pool->pids[slot], 0, memory_order_relaxed);
     post_death(pool, slot, w->gen, exitcode);
 }
 
