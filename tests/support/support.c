@@ -164,6 +164,25 @@ bool t_wait_sleeping(pid_t tid, double timeout) {
     return false;
 }
 
+bool t_gone_within(pid_t pid, double timeout) {
+    double end = t_now() + timeout;
+    do {
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            return true;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *paren = strrchr(buf, ')');
+        if (paren != NULL && (paren[2] == 'Z' || paren[2] == 'X'))
+            return true;
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    } while (t_now() < end);
+    return false;
+}
+
 /* Child side: runs fn only in the process that got the wanted PID. */
 static pid_t fork_if_pid(pid_t want, int (*fn)(void *), void *arg) {
     pid_t pid = fork();

@@ -47,6 +47,10 @@ int t_await(t_pipe *p, double timeout);
  * (state 'S' in /proc), i.e. is blocked in its futex wait. */
 bool t_wait_sleeping(pid_t tid, double timeout);
 
+/* Waits (bounded) until process `pid` exists no more or is a zombie (an
+ * orphan's reaper may take its time).  True if so within `timeout`. */
+bool t_gone_within(pid_t pid, double timeout);
+
 /* Forks a child whose PID is `pid` (which must be free): via
  * /proc/sys/kernel/ns_last_pid when writable, else by cycling through PIDs.
  * The child runs fn(arg) and _exits with its result.  Returns the PID, or

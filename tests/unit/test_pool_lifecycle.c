@@ -235,27 +235,6 @@ static bool reaped(pid_t pid) {
     return kill(pid, 0) == -1 && errno == ESRCH;
 }
 
-/* Waits (bounded) until `pid` exists no more or is a zombie (an orphan's
- * reaper is init, which may take its time). */
-static bool dead_within(pid_t pid, double timeout) {
-    double end = t_now() + timeout;
-    do {
-        char path[64], buf[256];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            return true;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *paren = strrchr(buf, ')');
-        if (paren != NULL && (paren[2] == 'Z' || paren[2] == 'X'))
-            return true;
-        nap(0.001);
-    } while (t_now() < end);
-    return false;
-}
-
 /* ---- create ---- */
 
 Test(pool_lifecycle, create_refuses_bad_arguments_with_einval) {
@@ -974,7 +953,7 @@ Test(pool_lifecycle, a_killed_pools_process_leaves_no_workers, .timeout = 30) {
     for (int i = 0; i < 2; i++) {
         int pid = atomic_load(&bd->child_pids[i]);
         cr_assert_gt(pid, 0);
-        cr_assert(dead_within(pid, 1.0 + 1.0), "worker %d ended with its parent", pid);
+        cr_assert(t_gone_within(pid, 1.0 + 1.0), "worker %d ended with its parent", pid);
     }
     cr_assert_lt(t_now() - t0, 2.0);
     t_pipe_close(&report);

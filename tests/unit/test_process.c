@@ -142,26 +142,6 @@ static bool read_exact(int fd, void *buf, size_t size, double timeout) {
     return true;
 }
 
-/* Waits (bounded) until `pid` exists no more or is a zombie. */
-static bool gone_within(pid_t pid, double timeout) {
-    double end = t_now() + timeout;
-    do {
-        char path[64], buf[256];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            return true;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *paren = strrchr(buf, ')');
-        if (paren != NULL && (paren[2] == 'Z' || paren[2] == 'X'))
-            return true;
-        nap(0.001);
-    } while (t_now() < end);
-    return false;
-}
-
 /* Waits (bounded) until `pid` ended, without reaping it. */
 static bool ended_within(pid_t pid, double timeout) {
     double end = t_now() + timeout;
@@ -813,7 +793,7 @@ static pid_t fork_parent_of_daemon(enum parent_end how, pid_t *daemon) {
 static void assert_gone_within_1s(pid_t daemon) {
     double t0 = t_now();
     cr_assert(eof_within(report.rd, 1.0), "the daemon still holds its pipe");
-    cr_assert(gone_within(daemon, 1.0 - (t_now() - t0)), "daemon %d still there", (int)daemon);
+    cr_assert(t_gone_within(daemon, 1.0 - (t_now() - t0)), "daemon %d still there", (int)daemon);
 }
 
 Test(process, a_daemon_dies_within_1s_when_its_parent_exits_without_cleanup) {
