@@ -96,6 +96,10 @@ bool mproc__process_alive(int32_t pid, uint64_t start);
 
 /* ---- proc/process.c, pool/pool.c ---- */
 
+/* A pidfd for process `pid` (Linux 5.3), or -1 (no pidfds, no such
+ * process, no fd left).  Race-free only for our own unreaped child. */
+int mproc__pidfd_open(int pid);
+
 /* Registers the process module's fork and exit handlers (once). */
 void mproc__process_setup(void);
 

@@ -152,10 +152,8 @@ static void destroy(struct mproc_pool *pool) {
 }
 
 static bool options_ok(const mproc_pool_options *opts) {
-    for (size_t i = 0; i < sizeof opts->reserved / sizeof opts->reserved[0]; i++)
-        if (opts->reserved[i] != 0)
-            return false;
-    return opts->workers <= MPROC_POOL_MAX_WORKERS;
+    return mproc__options_ok(0, opts->reserved, sizeof opts->reserved / sizeof opts->reserved[0]) &&
+           opts->workers <= MPROC_POOL_MAX_WORKERS;
 }
 
 int mproc_pool_create(mproc_pool **out, const mproc_pool_options *opts) {

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "pool/pool_internal.h"
@@ -30,16 +29,6 @@ struct watched {
     int pidfd;              /* -1 without pidfds */
     uint64_t gen;
 };
-
-static int open_pidfd(int pid) {
-#ifdef SYS_pidfd_open
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    return fd >= 0 ? fd : -1;
-#else
-    (void)pid;
-    return -1;
-#endif
-}
 
 static void post_death(struct mproc_pool *pool, unsigned slot, uint64_t gen, int exitcode) {
     struct pool_msg msg = {.type = MSG_DEATH, .slot = slot, .gen = gen, .exitcode = exitcode};
@@ -61,7 +50,7 @@ static int spawn(struct mproc_pool *pool, struct watched *w, const struct pool_s
     ++*number;
     w->process = p;
     w->gen = req->gen;
-    w->pidfd = open_pidfd(mproc_process_pid(p));
+    w->pidfd = mproc__pidfd_open(mproc_process_pid(p));
     atomic_store_explicit(&pool->pids[req->slot], mproc_process_pid(p), memory_order_relaxed);
     pthread_mutex_lock(&pool->lock);
     pool->stats.started++;

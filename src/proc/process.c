@@ -92,7 +92,7 @@ static void setup(void) {
 
 /* ---- reaping ---- */
 
-static int pidfd_open_(int pid) {
+int mproc__pidfd_open(int pid) {
 #ifdef SYS_pidfd_open
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
     return fd >= 0 ? fd : -1;
@@ -271,7 +271,7 @@ static void wait_end(mproc_process *p, const mproc__deadline *deadline, long *st
     }
     pthread_mutex_lock(&p->reap_lock);
     if (p->pidfd < 0 && atomic_load_explicit(&p->state, memory_order_acquire) == STATE_RUNNING)
-        p->pidfd = pidfd_open_(p->pid);
+        p->pidfd = mproc__pidfd_open(p->pid);
     int fd = p->pidfd;
     pthread_mutex_unlock(&p->reap_lock);
     double left = mproc__deadline_remaining(deadline);
