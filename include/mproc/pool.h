@@ -197,8 +197,9 @@ MPROC_API void mproc_pool_free(mproc_pool *pool);
 MPROC_API unsigned mproc_pool_workers(const mproc_pool *pool);
 
 /* Fills pids[0, cap) with the running workers' pids and stores the pool's
- * size in *count.  A slot whose worker is not forked yet (just after create,
- * or between a death and its replacement) reads 0. */
+ * size in *count.  Every first worker is forked before create returns; a
+ * slot between a death and its replacement (or whose fork failed and is
+ * retried) reads 0. */
 MPROC_API int mproc_pool_worker_pids(mproc_pool *pool, int *pids, unsigned cap, unsigned *count);
 
 /* Counters since creation. */

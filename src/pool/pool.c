@@ -239,6 +239,10 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_options *opts) {
         goto fail;
     }
     pool->threads_started = true;
+    pthread_mutex_lock(&pool->lock);
+    while (!pool->first_forks_done)
+        pthread_cond_wait(&pool->cv, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
     pools_add(pool);
     *out = pool;
     return 0;

@@ -177,6 +177,7 @@ struct mproc_pool {
     struct pool_spawn *spawns;  /* pending spawn requests (nworkers max) */
     unsigned nspawns;
     bool kill_all, watcher_exit;
+    bool first_forks_done;      /* the watcher tried every first worker once */
     unsigned waiters;           /* threads waiting on cv */
     mproc_pool_stats stats;
     _Atomic int *pids;          /* per slot */

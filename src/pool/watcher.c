@@ -87,12 +87,15 @@ void *mproc__pool_watcher(void *arg) {
     struct pollfd *fds = calloc(n + 1, sizeof *fds);
     unsigned *fd_slot = calloc(n + 1, sizeof *fd_slot);
     unsigned npending = 0;
+    bool first_round_done = false;
     unsigned long long number = 0;
     if (w == NULL || pending == NULL || fds == NULL || fd_slot == NULL) {
         /* Cannot watch: every worker asked for is reported dead at once,
          * so the pool breaks (its initializer "kept dying") and ends. */
         for (;;) {
             pthread_mutex_lock(&pool->lock);
+            pool->first_forks_done = true; /* none will be: create need not wait */
+            pthread_cond_broadcast(&pool->cv);
             unsigned k = pool->nspawns;
             pool->nspawns = 0;
             struct pool_spawn reqs[k != 0 ? k : 1];
@@ -132,6 +135,15 @@ void *mproc__pool_watcher(void *arg) {
             if (spawn(pool, &w[pending[i].slot], &pending[i], &number) != 0)
                 pending[left++] = pending[i];
         npending = left;
+        if (!first_round_done) {
+            /* create() waits for this, so worker_pids names every first
+             * worker once create returns. */
+            first_round_done = true;
+            pthread_mutex_lock(&pool->lock);
+            pool->first_forks_done = true;
+            pthread_cond_broadcast(&pool->cv);
+            pthread_mutex_unlock(&pool->lock);
+        }
 
         unsigned nfds = 0;
         fds[nfds++] = (struct pollfd){.fd = pool->evfd, .events = POLLIN};
