@@ -38,6 +38,9 @@
  *   MPROC_E_INIT_FAILED   a worker's initializer failed (returned nonzero, or
  *                         a replacement worker kept dying in it), so the pool
  *                         runs nothing more; mproc_pool_get_stats() has its code.
+ *                         Work submitted after that is refused with this code
+ *                         (no failed index); work already submitted fails
+ *                         item by item.
  * Work on a closed or terminated pool is refused with MPROC_E_CLOSED.
  *
  * Dead workers.  A worker that dies is replaced at once.  Of its work, only
